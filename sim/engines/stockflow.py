@@ -1,0 +1,244 @@
+"""Deterministic stock-flow engine: exact expectations, monthly step.
+
+The state is a matrix ``X`` with one row per month of age (0-215) and one column per
+model state (:data:`sim.model.spec.LAYOUT`).  Within a month, rates are constant, so
+the exact propagator for an age band is ``expm(Q_band * dt)`` (``Q`` is the generator
+built from :class:`~sim.model.rates.YearRates`); advancing every cohort is one small
+matrix product per band.  Ageing is exact: at each month end every row shifts down by
+one; the last row's children in care leave on their 18th birthday.
+
+Flow counters are absorbing columns of ``X``, so started / ceased / re-entered are the
+exact integrals of the flows, and stock(t) = stock(t-1) + started - ceased to float
+precision.  No Python loop runs over children; the loop runs over months and bands.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from sim.model import spec
+from sim.model.parameters import Array, ModelParameters
+from sim.model.rates import YearRates, year_rates
+
+L = spec.LAYOUT
+N_AGE = spec.MAX_AGE_MONTHS
+BAND_ROWS: tuple[tuple[int, int], ...] = tuple((s, e) for _, s, e in spec.AGE_BANDS)
+BAND_STARTS = np.array([s for s, _ in BAND_ROWS])
+CARE = slice(L.care_start, L.home_start)
+HOME = slice(L.home_start, L.counter_start)
+COUNTERS = slice(L.counter_start, L.size)
+N_PLACEMENTS, N_STAGES = len(spec.PLACEMENTS), len(spec.CARE_STAGES)
+
+
+_CARE_INDEX = np.array([[[L.care(g, p, k) for k in range(N_STAGES)]
+                         for p in range(N_PLACEMENTS)] for g in range(len(spec.STREAMS))])
+_HOME_INDEX = np.array([L.home(j) for j in range(len(spec.HOME_STAGES))])
+_ROUTE_COUNTERS = [L.counter(f"ceased_{r}") for r in spec.EXIT_ROUTES]
+_HOME_ROUTE = spec.EXIT_ROUTES.index("returned_home")
+
+
+def build_generators(rates: YearRates) -> Array:
+    """Generators ``Q`` (bands, S, S): row = from, column = to, rates per year.
+
+    Sources (population, UASC arrivals) have a zero diagonal: they feed flows without
+    being depleted.  Counter columns receive a copy of the flows they count.
+    """
+    n_bands = len(BAND_ROWS)
+    q = np.zeros((n_bands, L.size, L.size))
+    mix, entry = rates.placement_mix, rates.entry_rate
+    care, home = _CARE_INDEX, _HOME_INDEX
+    entry_cells = care[0, :, 0]  # non-UASC stream, each placement, first stage
+    # population -> CIN pool (referral)
+    q[:, L.population, L.cin_pool] = rates.referral_rate
+    q[:, L.population, L.counter("cin_referrals")] = rates.referral_rate
+    # UASC arrivals -> first stage of the UASC stream
+    q[:, L.uasc_source, care[1, :, 0]] = mix[1]
+    q[:, L.uasc_source, L.counter("started_uasc")] = 1.0
+    # CIN pool -> care (entry) or closure
+    q[:, L.cin_pool, entry_cells] = entry[:, None] * mix[0][None, :]
+    q[:, L.cin_pool, L.counter("started_from_cin")] = entry
+    q[:, L.cin_pool, L.counter("cin_closures")] = rates.cin_closure_rate
+    q[:, L.cin_pool, L.cin_pool] = -(entry + rates.cin_closure_rate)
+    # in care: stage progression and exits by route; hazards (bands, streams, stages, routes)
+    hazards = np.moveaxis(rates.exit_rate, 1, 0)
+    progress = rates.stage_progress_rate
+    q[:, care[..., :-1], care[..., 1:]] = progress[:-1]
+    for r, counter in enumerate(_ROUTE_COUNTERS):
+        q[:, care, counter] = hazards[:, :, None, :, r]
+    q[:, care[0], L.home(0)] = hazards[:, 0, None, :, _HOME_ROUTE]
+    q[:, care, care] = -(progress[None, None, None, :]
+                         + hazards.sum(axis=-1)[:, :, None, :])
+    # returned home: stage progression and re-entry (into the non-UASC stream)
+    rho = rates.reentry_rate
+    q[:, home[:-1], home[1:]] = rates.home_stage_rate[:-1]
+    q[:, home[:, None], entry_cells[None, :]] = rho[:, None] * mix[0][None, :]
+    q[:, home, L.counter("reentered")] = rho
+    q[:, home, home] = -(rates.home_stage_rate + rho)
+    return q
+
+
+def propagators(rates: YearRates, dt_years: float) -> Array:
+    """Exact one-step transition matrices, shape (bands, S, S)."""
+    return np.asarray(scipy.linalg.expm(build_generators(rates) * dt_years))
+
+
+@dataclass
+class YearTally:
+    """Flows accumulated over one year (and the 31 March snapshot)."""
+
+    counters_by_band: Array  # (bands, counters)
+    turned_18_by_stream: Array  # (streams,)
+
+
+def _exogenous(x: Array, rates: YearRates) -> None:
+    x[:, L.population] = rates.population_by_age_month
+    x[:, L.uasc_source] = rates.uasc_arrivals_by_age_month
+
+
+def advance_year(x: Array, rates: YearRates, steps_per_month: int = 1,
+                 ageing: bool = True, matrices: Array | None = None) -> YearTally:
+    """Advance ``x`` in place through one year (12 months) and return its flows."""
+    if matrices is None:
+        matrices = propagators(rates, 1.0 / (spec.MONTHS_PER_YEAR * steps_per_month))
+    counters = np.zeros((len(BAND_ROWS), L.size - L.counter_start))
+    turned_18 = np.zeros(len(spec.STREAMS))
+    buffer = np.empty_like(x)
+    n_care_per_stream = N_PLACEMENTS * N_STAGES
+    for _ in range(spec.MONTHS_PER_YEAR):
+        for _ in range(steps_per_month):
+            for b, (start, stop) in enumerate(BAND_ROWS):
+                np.matmul(x[start:stop], matrices[b], out=buffer[start:stop])
+            x, buffer = buffer, x
+        counters += np.add.reduceat(x[:, COUNTERS], BAND_STARTS, axis=0)
+        x[:, COUNTERS] = 0.0
+        if ageing:
+            turned_18 += x[-1, CARE].reshape(len(spec.STREAMS), n_care_per_stream).sum(1)
+            x[1:] = x[:-1]
+            x[0] = 0.0
+        _exogenous(x, rates)
+    # 12 * steps_per_month swaps is even, so the caller's array holds the result.
+    return YearTally(counters, turned_18)
+
+
+def equilibrium_state(rates: YearRates) -> Array:
+    """State reached by holding ``rates`` (and the population) fixed until every cohort
+    has aged through 0-17: the model's own age x duration structure for those rates."""
+    x = np.zeros((N_AGE, L.size))
+    _exogenous(x, rates)
+    matrices = propagators(rates, 1.0 / spec.MONTHS_PER_YEAR)
+    for _ in range(18 + 1):
+        advance_year(x, rates, matrices=matrices)
+    return x
+
+
+def band_sums(x: Array) -> Array:
+    """Sum rows within each DfE age band, shape (bands, S)."""
+    return np.add.reduceat(x, BAND_STARTS, axis=0)
+
+
+def care_stock(x: Array) -> Array:
+    """In-care stock by (band, stream, placement, stage)."""
+    shape = (len(BAND_ROWS), len(spec.STREAMS), N_PLACEMENTS, N_STAGES)
+    return band_sums(x[:, CARE]).reshape(shape)
+
+
+def scale_to_observed(x: Array, params: ModelParameters) -> Array:
+    """Scale an equilibrium state so the stock by age band and stream, the CIN pool
+    and the totals equal the published 31 March figures (in place; returns ``x``)."""
+    stock = care_stock(x)  # (bands, streams, placements, stages)
+    targets = np.stack([params.looked_after_base_by_band - params.uasc_base_by_band,
+                        params.uasc_base_by_band], axis=1)  # (bands, streams)
+    modelled = stock.sum(axis=(2, 3))
+    factor = np.divide(targets, modelled, out=np.zeros_like(targets), where=modelled > 0)
+    per_stream = N_PLACEMENTS * N_STAGES
+    for b, (start, stop) in enumerate(BAND_ROWS):
+        for g in range(len(spec.STREAMS)):
+            cols = slice(L.care_start + g * per_stream, L.care_start + (g + 1) * per_stream)
+            x[start:stop, cols] *= factor[b, g]
+    non_uasc_factor = targets[:, 0].sum() / max(modelled[:, 0].sum(), 1e-300)
+    x[:, HOME] *= non_uasc_factor  # ASSUMPTION: returned-home stock scales with care
+    pool = x[:, L.cin_pool].sum()
+    if pool > 0:
+        x[:, L.cin_pool] *= params.cin_pool_base / pool
+    x[:, COUNTERS] = 0.0
+    return x
+
+
+def instantaneous_flows(x: Array, rates: YearRates) -> YearTally:
+    """Annualised flow rates at state ``x`` (used to report the base year's flows,
+    which happened before the projection starts)."""
+    counters = np.zeros((len(BAND_ROWS), L.size - L.counter_start))
+    generators = build_generators(rates)
+    for b, (start, stop) in enumerate(BAND_ROWS):
+        counters[b] = (x[start:stop] @ generators[b])[:, COUNTERS].sum(0)
+    n_care_per_stream = N_PLACEMENTS * N_STAGES
+    turned_18 = (x[-1, CARE].reshape(len(spec.STREAMS), n_care_per_stream).sum(1)
+                 * spec.MONTHS_PER_YEAR)
+    return YearTally(counters, turned_18)
+
+
+def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
+    """Annual record in the shared results layout (see :mod:`sim.results.schema`)."""
+    stock = care_stock(x)
+    counters = tally.counters_by_band
+    c = {name: counters[:, i] for i, name in enumerate(spec.COUNTERS)}
+    ceased = np.array([
+        c["ceased_returned_home"].sum(), c["ceased_adoption"].sum(),
+        c["ceased_sgo_cao"].sum(), tally.turned_18_by_stream.sum(),
+        c["ceased_other"].sum()])
+    started_by_band = c["started_from_cin"] + c["started_uasc"] + c["reentered"]
+    looked_after = stock.sum()
+    pool = x[:, L.cin_pool].sum()
+    return {
+        "looked_after": np.array(looked_after),
+        "looked_after_by_age": stock.sum(axis=(1, 2, 3)),
+        "looked_after_by_placement": stock.sum(axis=(0, 1, 3)),
+        "looked_after_by_stage": stock.sum(axis=(0, 1, 2)),
+        "looked_after_uasc": np.array(stock[:, 1].sum()),
+        "started": np.array(started_by_band.sum()),
+        "started_by_age": started_by_band,
+        "started_uasc": np.array(c["started_uasc"].sum()),
+        "ceased": ceased,
+        "returned_home": np.array(c["ceased_returned_home"].sum()),
+        "reentered": np.array(c["reentered"].sum()),
+        "home_after_care": np.array(x[:, HOME].sum()),
+        "cin_pool": np.array(pool),
+        "cin": np.array(pool + looked_after),
+        "cin_referrals": np.array(c["cin_referrals"].sum()),
+        "family_help_served": np.array(rates.effects.family_help_served),
+        "programme_cost_gbp": np.array(rates.effects.programme_cost_gbp),
+    }
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def project(params: ModelParameters, config: dict[str, Any],
+            steps_per_month: int = 1,
+            progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Project from the base year to ``config['run']['end_year']``.
+
+    Returns ``{"years": [...], "records": [per-year dict], "wall_time_s": float}``.
+    The base year's stock is the published one; its flows are the model's annualised
+    rates at that state (the projection starts on 31 March of the base year).
+    """
+    start_time = time.perf_counter()
+    base, end = params.base_year, config["run"]["end_year"]
+    x = params.initial_state.copy()
+    base_rates = year_rates(params, config, base)
+    records = [snapshot(x, instantaneous_flows(x, base_rates), base_rates)]
+    years = list(range(base, end + 1))
+    for i, year in enumerate(years[1:], start=1):
+        rates = year_rates(params, config, year)
+        tally = advance_year(x, rates, steps_per_month=steps_per_month)
+        records.append(snapshot(x, tally, rates))
+        if progress is not None:
+            progress(i, len(years) - 1)
+    return {"years": years, "records": records,
+            "wall_time_s": time.perf_counter() - start_time}

@@ -1,0 +1,133 @@
+"""The structure of the cicsim model: states, stages, routes.  Pure data, no I/O.
+
+Both engines compile this.  The stock-flow engine turns each state into a stock; the
+discrete-event engine gives each child one state at a time.  Durations are phase-type
+(chains of exponential stages), the only family both engines represent exactly, so the
+DES mean converges to the stock-flow trajectory.
+
+Diagram (years end 31 March)::
+
+    child population (by month of age 0-17)
+          | referral (per child per year)
+          v
+    children-in-need pool --closure--> back to population
+          | entry to care (hazard by age band x trend x family-help effect)
+          v                                    <-- UASC arrivals (own stream)
+    in care: stream (non-UASC, UASC) x placement x time-in-care stage
+          | exits by route (hazard by route x age band x stage)
+          +-- returned home --> returned-home stages --re-entry--> back into care
+          |                      (after the last stage: back to population)
+          +-- adoption, SGO / child arrangements, other
+          +-- turned 18 (at the 18th birthday, by exact ageing)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- ages ---------------------------------------------------------------------------
+MONTHS_PER_YEAR = 12
+MAX_AGE_MONTHS = 18 * MONTHS_PER_YEAR  # children leave care on their 18th birthday
+
+# DfE age bands used for published breakdowns and for age-specific hazards:
+# (name, first month of age, last month of age + 1)
+AGE_BANDS: tuple[tuple[str, int, int], ...] = (
+    ("under_1", 0, 12),
+    ("1_to_4", 12, 60),
+    ("5_to_9", 60, 120),
+    ("10_to_15", 120, 192),
+    ("16_and_over", 192, 216),
+)
+AGE_BAND_NAMES: tuple[str, ...] = tuple(b[0] for b in AGE_BANDS)
+
+
+def band_of_age_month(age_month: int) -> int:
+    for index, (_, start, stop) in enumerate(AGE_BANDS):
+        if start <= age_month < stop:
+            return index
+    raise ValueError(f"age in months {age_month} is outside 0-{MAX_AGE_MONTHS - 1}")
+
+
+# --- in care --------------------------------------------------------------------------
+STREAMS: tuple[str, ...] = ("non_uasc", "uasc")
+PLACEMENTS: tuple[str, ...] = ("foster", "kinship_foster", "residential", "other")
+
+# Time-in-care stages: a Coxian phase-type duration.  Each stage lasts an exponential
+# time with the mean below (the width of the DfE "duration of last period of care"
+# bands it stands for); the last stage has no exit to a next stage.
+CARE_STAGES: tuple[str, ...] = ("0_to_6m", "6m_to_1y", "1y_to_2y", "2y_to_5y", "5y_plus")
+CARE_STAGE_MEAN_YEARS: tuple[float, ...] = (0.5, 0.5, 1.0, 3.0, float("inf"))
+
+# Exit routes before the 18th birthday (hazards); "turned_18" happens by ageing.
+EXIT_ROUTES: tuple[str, ...] = ("returned_home", "adoption", "sgo_cao", "other")
+# Reasons reported in results: the hazard routes plus ageing out at 18.
+CEASED_REASONS: tuple[str, ...] = ("returned_home", "adoption", "sgo_cao", "turned_18", "other")
+
+# --- after returning home ----------------------------------------------------------
+# Erlang stages of one year each: re-entry hazard is highest in the first year home.
+# After the last stage the child is no longer tracked (back to the population).
+HOME_STAGES: tuple[str, ...] = ("home_0_to_1y", "home_1_to_2y", "home_2_to_3y",
+                                "home_3_to_4y", "home_4_to_5y")
+HOME_STAGE_MEAN_YEARS: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Column index of every state in the stock-flow state matrix (rows = month of age).
+
+    Columns hold, in order: the exogenous child population of the cohort, the UASC
+    arrival intensity of the cohort (both *sources*: constant within a month), the
+    children-in-need pool, in-care states, returned-home states, and flow counters
+    (absorbing columns that integrate flows exactly within a step).
+    """
+
+    population: int
+    uasc_source: int
+    cin_pool: int
+    care_start: int
+    home_start: int
+    counter_start: int
+    size: int
+
+    def care(self, stream: int, placement: int, stage: int) -> int:
+        return (self.care_start
+                + (stream * len(PLACEMENTS) + placement) * len(CARE_STAGES) + stage)
+
+    def home(self, stage: int) -> int:
+        return self.home_start + stage
+
+    def counter(self, name: str) -> int:
+        return self.counter_start + COUNTERS.index(name)
+
+
+# Flow counters: every flow the results report, integrated exactly by the engine.
+COUNTERS: tuple[str, ...] = (
+    "started_from_cin",
+    "started_uasc",
+    "reentered",
+    "ceased_returned_home",
+    "ceased_adoption",
+    "ceased_sgo_cao",
+    "ceased_other",
+    "cin_referrals",
+    "cin_closures",
+)
+
+
+def make_layout() -> StateLayout:
+    n_care = len(STREAMS) * len(PLACEMENTS) * len(CARE_STAGES)
+    care_start = 3
+    home_start = care_start + n_care
+    counter_start = home_start + len(HOME_STAGES)
+    return StateLayout(
+        population=0,
+        uasc_source=1,
+        cin_pool=2,
+        care_start=care_start,
+        home_start=home_start,
+        counter_start=counter_start,
+        size=counter_start + len(COUNTERS),
+    )
+
+
+LAYOUT = make_layout()

@@ -1,0 +1,120 @@
+"""Every key a scenario file may set: type, default, allowed range and meaning.
+
+Defaults live here, next to their documentation; ``"estimate"`` means the value is
+estimated from the shipped data for the run's base year (``sim/model/estimate.py``).
+Sections added by other parts of the model (levers, costs, capacity) register their
+fields in :data:`SECTIONS` so there is one validator for everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
+LAST_DATA_YEAR = 2022  # shipped data stop at 31 March 2022 (sim/data/SOURCES.md)
+LAST_END_YEAR = 2060
+
+
+@dataclass(frozen=True)
+class Field:
+    """One scenario key.  ``kind`` is one of int, float, str, bool, prob, or a tuple of
+    allowed strings; ``estimate_ok`` lets the value be the string "estimate"."""
+
+    kind: Any
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    estimate_ok: bool = False
+    is_list: bool = False
+
+
+def _run_fields() -> dict[str, Field]:
+    return {
+        "base_year": Field(int, LAST_DATA_YEAR, "year (ending 31 March) the projection starts "
+                           "from; parameters are estimated from data up to it",
+                           FIRST_BASE_YEAR, LAST_DATA_YEAR),
+        "end_year": Field(int, 2032, "last projected year (ending 31 March)",
+                          FIRST_BASE_YEAR + 1, LAST_END_YEAR),
+        "engine": Field(("stockflow", "des"), "stockflow", "which engine runs the model"),
+        "seed": Field(int, 20220331, "root seed for the discrete-event engine", 0, 2**63 - 1),
+        "replicates": Field(int, 1, "number of DES replicates", 1, 100_000),
+        "population_scale": Field(float, 1.0, "DES only: simulate this fraction of England "
+                                  "(results are scaled back up)", 1e-4, 1.0),
+    }
+
+
+SECTIONS: dict[str, dict[str, Field]] = {
+    "run": _run_fields(),
+    "initial": {
+        "looked_after_vintage": Field(
+            ("first_published", "latest"), "first_published",
+            "which published 31 March stock initialises the base year: the figure first "
+            "published (82,170 for 2022) or DfE's latest revision (82,090)"),
+    },
+    "population": {
+        "births_per_year": Field(
+            float, 600_000.0, "ASSUMPTION: births per year entering age 0 in projected years "
+            "(ONS mid-2019 to mid-2020 births were 600,708; sim/data/SOURCES.md)", 0, 2e6),
+    },
+    "trends": {
+        "entry_trend_per_year": Field(
+            float, "estimate", "log-linear trend in the entry rate per child, per year "
+            "(estimated over the trend window)", -0.2, 0.2, estimate_ok=True),
+        "exit_trend_per_year": Field(
+            float, "estimate", "log-linear trend in exit hazards from care, per year "
+            "(estimated over the trend window)", -0.2, 0.2, estimate_ok=True),
+        "window_years": Field(int, 7, "years of history (ending at the base year) used to "
+                              "estimate trends", 2, 10),
+        "continue_until": Field(int, LAST_END_YEAR, "trends stop changing after this year "
+                                "(ASSUMPTION: by default they continue)", FIRST_BASE_YEAR,
+                                LAST_END_YEAR),
+    },
+    "rates": {
+        "entry_multiplier": Field(float, 1.0, "multiplies entry hazards from the CIN pool",
+                                  0, 10),
+        "referral_multiplier": Field(float, 1.0, "multiplies referrals into the CIN pool",
+                                     0, 10),
+        "cin_closure_multiplier": Field(float, 1.0, "multiplies CIN closure", 0, 10),
+        "reunification_multiplier": Field(float, 1.0, "multiplies the returned-home hazard",
+                                          0, 10),
+        "adoption_multiplier": Field(float, 1.0, "multiplies the adoption hazard", 0, 10),
+        "sgo_cao_multiplier": Field(float, 1.0, "multiplies the SGO/CAO hazard", 0, 10),
+        "other_exit_multiplier": Field(float, 1.0, "multiplies the other-exit hazard", 0, 10),
+        "reentry_multiplier": Field(float, 1.0, "multiplies re-entry hazards", 0, 10),
+    },
+    "reentry": {
+        "within_1_year": Field("prob", 0.20, "share of children returned home who are back "
+                               "in care within a year (Goldacre/Hood et al. BJSW 2022, "
+                               "evidence.csv)", 0, 1),
+        "within_5_years": Field("prob", 0.30, "share back in care within five years (DfE "
+                                "analysis via NSPCC, evidence.csv)", 0, 1),
+    },
+    "uasc": {
+        "arrivals_per_year": Field(
+            float, "estimate", "UASC starting care per year; estimate = the base year's "
+            "published UASC starts (ASSUMPTION: migration-driven, held flat)", 0, 1e5,
+            estimate_ok=True),
+        "exit_rate_per_year": Field(
+            float, 0.10, "ASSUMPTION: hazard of a UASC leaving care before 18", 0, 10),
+    },
+}
+
+TOP_LEVEL: dict[str, Field] = {
+    "name": Field(str, "", "scenario name (defaults to the file name)"),
+    "description": Field(str, "", "one line shown in reports"),
+    "extends": Field(str, "", "path of the scenario this one builds on (relative to this "
+                     "file)"),
+}
+
+# Sections whose keys are user-named tables (e.g. [levers.family_help]) register a
+# validator for each table here: name -> fields.
+TABLE_SECTIONS: dict[str, dict[str, Field]] = {}
+
+# Optional: the table names allowed in a TABLE_SECTIONS section (None = any name).
+TABLE_NAMES: dict[str, tuple[str, ...]] = {}
+
+# Checks across keys, run after all layers are merged: f(where, config) raises InputError.
+CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = []
