@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from sim.scenarios.fields import Field
+
 if TYPE_CHECKING:
     from sim.model.parameters import ModelParameters
+
+
+# Scenario keys: [levers.NAME] tables (NAME one of LEVER_NAMES) and the [costs] section.
+LEVER_NAMES: tuple[str, ...] = ()
+LEVER_TABLE_FIELDS: dict[str, Field] = {}
+COST_FIELDS: dict[str, Field] = {}
 
 
 @dataclass(frozen=True)

@@ -8,27 +8,16 @@ fields in :data:`SECTIONS` so there is one validator for everything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
+
+from sim.model.capacity import CAPACITY_FIELDS
+from sim.model.levers import COST_FIELDS, LEVER_NAMES, LEVER_TABLE_FIELDS
+from sim.scenarios.fields import Field
 
 FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
 LAST_DATA_YEAR = 2022  # shipped data stop at 31 March 2022 (sim/data/SOURCES.md)
 LAST_END_YEAR = 2060
-
-
-@dataclass(frozen=True)
-class Field:
-    """One scenario key.  ``kind`` is one of int, float, str, bool, prob, or a tuple of
-    allowed strings; ``estimate_ok`` lets the value be the string "estimate"."""
-
-    kind: Any
-    default: Any
-    doc: str
-    low: float | None = None
-    high: float | None = None
-    estimate_ok: bool = False
-    is_list: bool = False
 
 
 def _run_fields() -> dict[str, Field]:
@@ -100,6 +89,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "exit_rate_per_year": Field(
             float, 0.10, "ASSUMPTION: hazard of a UASC leaving care before 18", 0, 10),
     },
+    "capacity": CAPACITY_FIELDS,  # sim/model/capacity.py (DES engine)
+    "costs": COST_FIELDS,  # sim/model/levers.py
 }
 
 TOP_LEVEL: dict[str, Field] = {
@@ -111,10 +102,10 @@ TOP_LEVEL: dict[str, Field] = {
 
 # Sections whose keys are user-named tables (e.g. [levers.family_help]) register a
 # validator for each table here: name -> fields.
-TABLE_SECTIONS: dict[str, dict[str, Field]] = {}
+TABLE_SECTIONS: dict[str, dict[str, Field]] = {"levers": LEVER_TABLE_FIELDS}
 
 # Optional: the table names allowed in a TABLE_SECTIONS section (None = any name).
-TABLE_NAMES: dict[str, tuple[str, ...]] = {}
+TABLE_NAMES: dict[str, tuple[str, ...]] = {"levers": LEVER_NAMES}
 
 # Checks across keys, run after all layers are merged: f(where, config) raises InputError.
 CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = []

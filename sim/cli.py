@@ -1,0 +1,126 @@
+"""Command line: ``cicsim`` (or ``python -m sim``).
+
+Exit codes: 0 ok, 2 bad input (one line on stderr naming the file and key), 1 internal
+error.  Subcommands owned by other packages register themselves through
+:data:`EXTENSIONS` (each module has ``register(subparsers)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from sim.errors import InputError
+
+EXTENSIONS = (
+    "sim.calibration.cli",
+    "sim.results.compare_cli",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are bad input (exit 2, one line)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.run import run_to_file
+    from sim.scenarios.loader import load_scenario
+
+    scenario = load_scenario(args.scenario, args.set)
+    ds, nc_path, csv_path = run_to_file(
+        scenario, out=args.out, engine=args.engine, replicates=args.replicates,
+        seed=args.seed, progress=not args.quiet)
+    if args.quantiles and "replicate" in ds.dims:
+        from sim.results.summary import write_quantiles
+
+        write_quantiles(ds, nc_path)
+    last = int(ds.year[-1])
+    value = ds["looked_after"].sel(year=last)
+    value = float(value.mean()) if "replicate" in value.dims else float(value)
+    print(f"{scenario.name}: looked after in {last} = {value:,.0f}; wrote {nc_path} "
+          f"and {csv_path} ({ds.attrs['wall_time_s']:.2f} s)")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sim.scenarios.loader import load_scenario
+
+    scenario = load_scenario(args.scenario, args.set)
+    print(f"{args.scenario}: ok (scenario '{scenario.name}', layers: "
+          f"{' < '.join(['defaults', *scenario.layers])})")
+    return 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    from sim.model.estimate import estimate_parameters
+    from sim.scenarios.loader import load_scenario
+
+    scenario = load_scenario(args.scenario, args.set)
+    params = estimate_parameters(scenario.config)
+    print("| parameter | value | unit | bounds | source |")
+    print("|---|---|---|---|---|")
+    for row in params.describe():
+        print("| " + " | ".join(str(c).replace("\n", " ") for c in row) + " |")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cicsim", description="Children in care in England: "
+                     "projections under funding scenarios")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a scenario and write outputs/<name>.nc + .csv")
+    run.add_argument("scenario", help="scenario TOML file")
+    run.add_argument("--out", help="output NetCDF path (default outputs/<name>.nc)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario key, e.g. --set run.end_year=2035")
+    run.add_argument("--engine", choices=["stockflow", "des"], default=None)
+    run.add_argument("--replicates", type=int, default=None, help="DES replicates")
+    run.add_argument("--seed", type=int, default=None, help="DES root seed")
+    run.add_argument("--quantiles", action="store_true",
+                     help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check a scenario file without running it")
+    validate.add_argument("scenario")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    validate.set_defaults(func=_cmd_validate)
+
+    params = sub.add_parser("params", help="print every parameter with its source")
+    params.add_argument("scenario", nargs="?", default=None)
+    params.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    params.set_defaults(func=_cmd_params)
+
+    for module_name in EXTENSIONS:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if os.environ.get("CICSIM_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (set CICSIM_DEBUG=1 for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The results schema every engine writes (DESIGN §4): names, dimensions, units.
+
+Engines return one record per year (a dict of arrays keyed by the names below);
+:func:`build_dataset` stacks them into an ``xarray.Dataset``.  Calibration, comparison
+and reports read only this layout, so they never branch on the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from sim.model import spec
+
+COORDS: dict[str, tuple[str, ...]] = {
+    "age_group": spec.AGE_BAND_NAMES,
+    "placement": spec.PLACEMENTS,
+    "reason": spec.CEASED_REASONS,
+    "care_stage": spec.CARE_STAGES,
+}
+
+# name -> (dimensions after "year", unit, definition)
+VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "looked_after": ((), "children", "children looked after at 31 March"),
+    "looked_after_by_age": (("age_group",), "children", "looked after at 31 March by age"),
+    "looked_after_by_placement": (("placement",), "children",
+                                  "looked after at 31 March by placement type"),
+    "looked_after_by_stage": (("care_stage",), "children",
+                              "looked after at 31 March by time-in-care stage"),
+    "looked_after_uasc": ((), "children", "unaccompanied asylum-seeking children looked "
+                          "after at 31 March"),
+    "started": ((), "children per year", "starts of care during the year ending 31 March: "
+                "entries from the CIN pool, UASC arrivals and re-entries (every start; "
+                "DfE counts a child's first start in the year only)"),
+    "started_by_age": (("age_group",), "children per year", "starts by age at start"),
+    "started_uasc": ((), "children per year", "UASC starting care"),
+    "ceased": (("reason",), "children per year", "children who ceased to be looked after, "
+               "by reason (turned_18 = on the 18th birthday)"),
+    "returned_home": ((), "children per year", "children who ceased care by returning "
+                      "home (reunification)"),
+    "reentered": ((), "children per year", "children who came back into care after "
+                  "returning home (within the tracked five years)"),
+    "home_after_care": ((), "children", "children at home within five years of returning "
+                        "from care, at 31 March"),
+    "cin_pool": ((), "children", "children in need not looked after, at 31 March"),
+    "cin": ((), "children", "children in need at 31 March, DfE definition (includes "
+            "looked-after children)"),
+    "cin_referrals": ((), "children per year", "children entering the CIN pool"),
+    "family_help_served": ((), "children per year", "children served by funded family "
+                           "help"),
+    "programme_cost_gbp": ((), "GBP per year", "spending on funded programmes (levers)"),
+}
+
+
+def build_dataset(years: Sequence[int], records: Sequence[dict[str, Any]],
+                  attrs: dict[str, Any] | None = None) -> xr.Dataset:
+    """Stack per-year records into the schema; unknown names are an error (a typo in
+    an engine would otherwise silently drop a result)."""
+    names = set(records[0])
+    unknown = names - set(VARIABLES)
+    if unknown:
+        raise KeyError(f"engine produced variables not in the schema: {sorted(unknown)}")
+    data_vars = {}
+    for name in VARIABLES:
+        if name not in names:
+            continue
+        dims, unit, definition = VARIABLES[name]
+        values = np.stack([np.asarray(r[name], dtype=float) for r in records])
+        data_vars[name] = (("year", *dims), values, {"units": unit, "long_name": definition})
+    coords: dict[str, Any] = {"year": np.asarray(years, dtype=int)}
+    for dim, labels in COORDS.items():
+        if any(dim in VARIABLES[n][0] for n in names):
+            coords[dim] = list(labels)
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
+
+
+def stack_replicates(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Combine replicate datasets along a new ``replicate`` dimension."""
+    combined = xr.concat(list(datasets), dim="replicate", combine_attrs="override")
+    return combined.assign_coords(replicate=np.arange(len(datasets)))
