@@ -280,9 +280,14 @@ def log_linear_slope(years: list[int], values: list[float]) -> float:
 def estimate_trends(obs: Observed, year: int, window: int) -> tuple[float, float, str]:
     years = [y for y in range(year - window, year + 1)]
     entry_years, entry_values, exit_years, exit_values = [], [], [], []
+    population_years = obs.years("population_0_17_ons_mid_year")
+    first_population = population_years[0] if population_years else year
     for y in years:
         started = obs.get("started_during_year", y)
-        if started is not None and obs.get("uasc_31_march", y) is not None:
+        # Years before the first published child population (2009) have no rate
+        # denominator: they are left out of the window rather than extrapolated.
+        if (started is not None and obs.get("uasc_31_march", y) is not None
+                and y >= first_population):
             entry_years.append(y)
             entry_values.append((started - uasc_started(obs, y)) / population_total(obs, y))
         ceased, previous = obs.get("ceased_during_year", y), obs.get(

@@ -23,8 +23,8 @@ LAST_END_YEAR = 2060
 def _run_fields() -> dict[str, Field]:
     return {
         "base_year": Field(int, LAST_DATA_YEAR, "year (ending 31 March) the projection starts "
-                           "from; parameters are estimated from data up to it",
-                           FIRST_BASE_YEAR, LAST_DATA_YEAR),
+                           "from; parameters are estimated from data up to it (the "
+                           "loader checks it lies within the data)"),
         "end_year": Field(int, 2032, "last projected year (ending 31 March)",
                           FIRST_BASE_YEAR + 1, LAST_END_YEAR),
         "engine": Field(("stockflow", "des"), "stockflow", "which engine runs the model"),

@@ -1,0 +1,93 @@
+"""Stock-flow engine on the shipped data: base year, accounting identity, outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sim.datasets import load_observed
+from sim.model import spec
+from sim.model.parameters import ModelParameters
+from sim.results.io import read_results
+from sim.run import project_stockflow, run_to_file
+from sim.scenarios.loader import Scenario, load_scenario
+
+
+@pytest.fixture(scope="module")
+def baseline(baseline_params: ModelParameters, baseline_scenario: Scenario) -> xr.Dataset:
+    return project_stockflow(baseline_params, baseline_scenario.config)
+
+
+def test_base_year_stock_is_first_published(baseline: xr.Dataset) -> None:
+    # 82,170: DfE first published figure for 31 March 2022 (outturn_to_2022.csv)
+    assert float(baseline.looked_after.sel(year=2022)) == pytest.approx(82_170, abs=0.5)
+
+
+def test_base_year_flows_within_5_percent_of_published(baseline: xr.Dataset) -> None:
+    observed = load_observed(2022)
+    started = observed.require("started_during_year", 2022)
+    ceased = observed.require("ceased_during_year", 2022)
+    assert float(baseline.started.sel(year=2022)) == pytest.approx(started, rel=0.05)
+    assert float(baseline.ceased.sel(year=2022).sum()) == pytest.approx(ceased, rel=0.05)
+
+
+def test_stock_identity_every_year(baseline: xr.Dataset) -> None:
+    stock = baseline.looked_after.values
+    net = (baseline.started - baseline.ceased.sum("reason")).values
+    np.testing.assert_allclose(stock[1:], stock[:-1] + net[1:], rtol=1e-10)
+
+
+def test_breakdowns_add_up(baseline: xr.Dataset) -> None:
+    total = baseline.looked_after
+    for name in ("looked_after_by_age", "looked_after_by_placement",
+                 "looked_after_by_stage"):
+        dim = [d for d in baseline[name].dims if d != "year"][0]
+        np.testing.assert_allclose(baseline[name].sum(dim), total, rtol=1e-10)
+    np.testing.assert_allclose(baseline.started_by_age.sum("age_group"), baseline.started,
+                               rtol=1e-10)
+    np.testing.assert_allclose(baseline.returned_home,
+                               baseline.ceased.sel(reason="returned_home"), rtol=1e-12)
+
+
+def test_base_year_stock_by_age_matches_published(baseline: xr.Dataset) -> None:
+    observed = load_observed(2022)
+    published = np.array([observed.require(f"looked_after_31_march__age__{b}", 2022)
+                          for b in spec.AGE_BAND_NAMES])
+    published *= 82_170 / published.sum()
+    np.testing.assert_allclose(baseline.looked_after_by_age.sel(year=2022), published,
+                               rtol=1e-9)
+
+
+def test_cin_pool_at_base_year_matches_census(baseline: xr.Dataset) -> None:
+    observed = load_observed(2022)
+    assert float(baseline.cin.sel(year=2022)) == pytest.approx(
+        observed.require("cin_31_march", 2022) - 82_090 + 82_170, rel=1e-9)
+
+
+def test_more_entries_more_children(baseline_params: ModelParameters) -> None:
+    """A rate multiplier moves the projection the right way (and nothing else breaks)."""
+    low = load_scenario(None, ["rates.entry_multiplier=0.9"])
+    high = load_scenario(None, ["rates.entry_multiplier=1.1"])
+    low_ds = project_stockflow(baseline_params, low.config)
+    high_ds = project_stockflow(baseline_params, high.config)
+    assert float(low_ds.looked_after.sel(year=2032)) < float(
+        high_ds.looked_after.sel(year=2032))
+    # only entries changed: the base-year stock is the same
+    assert float(low_ds.looked_after.sel(year=2022)) == pytest.approx(82_170, abs=0.5)
+
+
+def test_run_writes_netcdf_and_csv_with_provenance(tmp_path: Path) -> None:
+    scenario = load_scenario("scenarios/baseline.toml")
+    ds, nc_path, csv_path = run_to_file(scenario, out=tmp_path / "baseline.nc")
+    again = read_results(nc_path)
+    xr.testing.assert_allclose(again, ds)
+    for key in ("scenario_toml", "engine", "git_commit", "data_sha256", "cicsim_version",
+                "parameters", "wall_time_s"):
+        assert key in again.attrs
+    assert "base_year = 2022" in again.attrs["scenario_toml"]
+    header = csv_path.read_text().splitlines()[0]
+    assert header.startswith("variable,year") and header.endswith("value")
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
