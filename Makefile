@@ -6,11 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SCENARIOS := $(wildcard scenarios/*.toml)
 OUTPUTS := $(patsubst scenarios/%.toml,outputs/%.nc,$(SCENARIOS))
+# Sweeps expand into many runs, so they live in their own folder (not scenarios/*.toml).
+SWEEPS := $(wildcard scenarios/sweeps/*.toml)
+SWEEP_SUMMARIES := $(patsubst scenarios/sweeps/%.toml,outputs/sweeps/%.csv,$(SWEEPS))
+SENSITIVITY := outputs/sensitivity/review-full.csv
 SIM_SOURCES := $(shell find sim -name '*.py' -o -name '*.csv' -o -name '*.gz')
 
 .PHONY: run test bench lint install clean
 
-run: $(OUTPUTS)
+run: $(OUTPUTS) outputs/report.html
 
 install: $(STAMP)
 
@@ -24,6 +28,17 @@ $(STAMP): pyproject.toml
 outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
 	$(PY) -m sim run $< --out $@ --quiet
 
+outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+	$(PY) -m sim sweep $< --out-dir outputs/sweeps --quiet
+
+outputs/sensitivity/%.csv: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+	$(PY) -m sim sensitivity $< --out-dir outputs/sensitivity --quiet
+
+# Comparison table, charts and the self-contained report (cicsim compare).
+outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
+	$(PY) -m sim compare $(OUTPUTS) --out outputs $(addprefix --sensitivity ,$(SENSITIVITY)) \
+		$(addprefix --sweep ,$(SWEEP_SUMMARIES))
+
 test: $(STAMP)
 	$(PY) -m pytest
 
@@ -33,5 +48,25 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sim tests benchmarks
 
+# Calibration (docs/calibration.md): the history-only fit writes scenarios/calibrated.toml
+# (a runnable layer), its uncertainty and outputs/calibration/; the review-target variant
+# writes outputs/calibration_review/.  Backtests re-calibrate from earlier base years.
+# One BLAS thread: the engine's matrices are small, and threads only contend.
+.PHONY: calibrate backtest
+BACKTEST_YEARS := 2014 2016 2018 2020
+ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+
+calibrate: $(STAMP)
+	$(ONE_THREAD) $(PY) -m sim calibrate --out scenarios/calibrated.toml \
+		--report-dir outputs/calibration
+	$(ONE_THREAD) $(PY) -m sim calibrate --targets sim/calibration/targets_review.toml \
+		--out outputs/calibration_review/calibrated_review.toml --name calibrated-review \
+		--report-dir outputs/calibration_review
+
+backtest: $(STAMP)
+	$(ONE_THREAD) $(PY) -m sim backtest $(addprefix --base-year ,$(BACKTEST_YEARS)) \
+		--out-dir outputs/backtest
+
 clean:
 	rm -f outputs/*.nc outputs/*.csv outputs/*.png outputs/*.html outputs/*.md
+	rm -rf outputs/sweeps outputs/sensitivity

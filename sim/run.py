@@ -13,6 +13,7 @@ import xarray as xr
 
 from sim.engines import stockflow
 from sim.errors import InputError
+from sim.model.costs import add_costs
 from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
@@ -60,6 +61,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
         used_seed = config["run"]["seed"]
     else:
         raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
+    ds = add_costs(ds, params, config)  # post-processing: the same for both engines
     ds.attrs.update(provenance_attrs(
         scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,

@@ -1,29 +1,248 @@
 """Funding levers: money -> capacity -> coverage -> effect on a hazard.
 
 This module is the hook the rate builder (:mod:`sim.model.rates`) calls every year.
-With no levers configured every effect is neutral (multiplier 1), so a scenario with
-zero funding reproduces the baseline exactly.
+With no levers configured (or zero money) every effect is exactly neutral
+(multiplier 1.0, no placement shift), so a scenario with zero funding reproduces the
+baseline bit for bit.
+
+Every lever is the same chain (DESIGN §3), each step a named parameter with a source or
+an ASSUMPTION tag and a plausible range (:data:`LEVER_PARAMETERS`, used by
+``cicsim sensitivity``):
+
+1. **money** ``funding_gbp_m``: £m by year ending 31 March ("2024" = 2023-24), moved
+   ``delay_years`` later as a whole (``review-delayed`` = ``review-full`` + 2 years).
+   The programme starts in the first year with money.
+2. **capacity** = money / ``unit_cost_gbp`` (children served, or foster places added).
+3. **coverage** = capacity / eligible pool in the funded areas, capped at 1, times
+   ``area_share`` (the share of England's children living in the funded areas: 1 for a
+   national programme, about 12/152 for the Families First pathfinders).  The eligible
+   pool is a base-year figure from ``params`` (the CIN pool, the children in care, the
+   children in residential care), not the live state: simpler, identical for both
+   engines, and the pools move by under 5 % to 2032 in the baseline.
+4. **effect**: a relative change in one hazard, reached ``lag_years`` after the money
+   (fractional lags interpolate between years) and ramping up linearly over
+   ``ramp_up_years`` from the programme start (new services take time to work well).
+
+Levers and the hazard each moves (details in ``docs/levers.md``):
+
+- ``family_help``: entry to care from the CIN pool.  Multiplier
+  ``1 - effect * maturity * min(coverage_in_area * risk_ratio, 1) * area_share``.
+- ``reunification_support``: the returned-home hazard (x ``1 + effect * coverage``)
+  and re-entry after going home (x ``1 - reentry_effect * share of returns supported``).
+- ``kinship_support``: SGO / child-arrangements exits (x ``1 + effect * coverage``) and
+  the share of non-kin foster entries placed with kin (``placement_effect * coverage``).
+- ``foster_recruitment``: added foster places (kept with ``retention_per_year``), a
+  share ``effect`` of which take a child who would otherwise enter residential care:
+  moves entries from residential to foster (placement mix -> cost; numbers in care
+  unchanged).
+- ``other_programmes``: money with no modelled effect (workforce, care leavers,
+  family finding...), counted in programme costs only, so totals like the review's
+  £2.6bn are complete.
+
+Money is programme spending in the year it is spent (unlagged), in the scenario's
+pounds; :mod:`sim.model.costs` treats it as 2021-22 prices (ASSUMPTION).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from sim.errors import InputError
+from sim.model import spec
+from sim.model.costs import COST_FIELDS
 from sim.scenarios.fields import Field
 
 if TYPE_CHECKING:
     from sim.model.parameters import ModelParameters
 
+__all__ = ["COST_FIELDS", "LEVER_NAMES", "LEVER_TABLE_FIELDS", "LeverEffects",
+           "lever_effects"]
 
-# Scenario keys: [levers.NAME] tables (NAME one of LEVER_NAMES) and the [costs] section.
-LEVER_NAMES: tuple[str, ...] = ()
-LEVER_TABLE_FIELDS: dict[str, Field] = {}
-COST_FIELDS: dict[str, Field] = {}
+LEVER_NAMES: tuple[str, ...] = ("family_help", "reunification_support", "kinship_support",
+                                "foster_recruitment", "other_programmes")
+
+ESTIMATE = "estimate"  # in a lever table: use this lever's documented default
+
+
+@dataclass(frozen=True)
+class LeverParameter:
+    """One step of a lever chain: central value, plausible range, unit and source."""
+
+    unit: str
+    value: float
+    low: float  # plausible range, varied one at a time by ``cicsim sensitivity``
+    high: float
+    source: str  # evidence / data row, or "ASSUMPTION: ..."
+    caveat: str = ""
+
+
+_LAG = "ASSUMPTION: commissioning and recruiting staff before families are served"
+_RAMP = "ASSUMPTION: new services reach full effectiveness gradually (linear ramp)"
+
+LEVER_PARAMETERS: dict[str, dict[str, LeverParameter]] = {
+    "family_help": {
+        "unit_cost_gbp": LeverParameter(
+            "GBP per child served per year", 4_000.0, 2_000.0, 8_000.0,
+            "DERIVED from review.csv: about £2bn of Family Help for about 500,000 children "
+            "over five years = £4,000 per child (ASSUMPTION: one year of help each)"),
+        "effect": LeverParameter(
+            "relative reduction in the entry hazard of children served", 0.19, 0.05, 0.32,
+            "evidence.csv: family group conferencing RCT (Taylor et al. 2024), 36.2 % vs "
+            "44.8 % looked after at 12 months = 19 % relative reduction; high end: "
+            "Supporting Families evaluation, 32 % lower likelihood of being looked after",
+            "FGC: one trial, families already at the pre-proceedings stage; Supporting "
+            "Families: matched comparison (not randomised) of lower-risk families (2.5 % vs "
+            "1.7 % looked after over 19-24 months); effects at national scale are usually "
+            "smaller than in trials"),
+        "risk_ratio": LeverParameter(
+            "entry hazard of children served / CIN-pool average", 1.0, 0.5, 2.0,
+            "ASSUMPTION: help reaches children at the pool's average risk; >1 = targeted "
+            "at the edge of care (FGC trial controls: 44.8 % in care within a year, vs "
+            "about 10 % a year for the CIN pool), <1 = broad early help (Supporting "
+            "Families: 2.5 % over two years)"),
+        "lag_years": LeverParameter("years from money to help", 0.5, 0.0, 1.5, _LAG),
+        "ramp_up_years": LeverParameter("years to full effectiveness", 2.0, 0.0, 4.0, _RAMP),
+    },
+    "reunification_support": {
+        "unit_cost_gbp": LeverParameter(
+            "GBP per child in care supported per year", 10_000.0, 5_000.0, 20_000.0,
+            "ASSUMPTION: intensive court-based family support (FDAC-like); no unit cost "
+            "in the shipped data"),
+        "effect": LeverParameter(
+            "relative increase in the returned-home hazard of children supported", 0.48,
+            0.10, 0.60,
+            "evidence.csv: FDAC (Harwin et al. 2016), reunification at the end of "
+            "proceedings 37 % vs 25 % = 37/25 - 1",
+            "non-randomised comparison; parents misusing substances, in care "
+            "proceedings; an end-of-proceedings share applied here as a hazard ratio"),
+        "reentry_effect": LeverParameter(
+            "relative reduction in re-entry after a supported return", 0.37, 0.10, 0.50,
+            "evidence.csv: FDAC, reunified with no family disruption over 3 years 51 % "
+            "vs 22 %, read as disruption 49 % vs 78 % = 1 - 49/78",
+            "small non-randomised samples; disruption is not the same as re-entry"),
+        "lag_years": LeverParameter("years from money to support", 0.5, 0.0, 1.5, _LAG),
+        "ramp_up_years": LeverParameter("years to full effectiveness", 1.0, 0.0, 3.0, _RAMP),
+    },
+    "kinship_support": {
+        "unit_cost_gbp": LeverParameter(
+            "GBP per kinship child supported per year", 12_600.0, 8_000.0, 25_000.0,
+            "DERIVED from policy_funding.csv: kinship allowance pilot, £126m over two "
+            "years for 5,000 children"),
+        "effect": LeverParameter(
+            "relative increase in the SGO / child-arrangements exit hazard", 0.25, 0.0,
+            0.60,
+            "ASSUMPTION: no effect size in the shipped evidence (the Kinship charity's "
+            "£4m a year saved per 100 children in kinship rather than council care is a "
+            "cost, not an effect)"),
+        "placement_effect": LeverParameter(
+            "share of covered children's non-kin foster entries placed with kin", 0.10,
+            0.0, 0.30, "ASSUMPTION"),
+        "lag_years": LeverParameter("years from money to support", 0.5, 0.0, 1.5, _LAG),
+        "ramp_up_years": LeverParameter("years to full effectiveness", 1.0, 0.0, 3.0, _RAMP),
+    },
+    "foster_recruitment": {
+        "unit_cost_gbp": LeverParameter(
+            "GBP per additional foster place recruited", 9_100.0, 5_000.0, 30_000.0,
+            "DERIVED from review.csv: £82m foster-carer support for 9,000 additional "
+            "foster carers (ASSUMPTION: one place per carer)"),
+        "effect": LeverParameter(
+            "share of added places taking a child who would otherwise be in residential "
+            "care", 0.10, 0.02, 0.30,
+            "ASSUMPTION: most new places absorb foster demand or replace agency places "
+            "(a cost saving not modelled)"),
+        "retention_per_year": LeverParameter(
+            "share of added places still available a year later", 0.87, 0.75, 0.95,
+            "ASSUMPTION: about one in eight fostering households leaves each year"),
+        "lag_years": LeverParameter(
+            "years from money to approved carers", 1.0, 0.5, 2.0,
+            "ASSUMPTION: assessment and approval of new carers take six to eight months"),
+        "ramp_up_years": LeverParameter("years to full effectiveness", 0.0, 0.0, 2.0, _RAMP),
+    },
+    "other_programmes": {},
+}
+
+# Which keys each lever reads (beyond the money and area keys every lever has).
+LEVER_SPECIFIC_KEYS: tuple[str, ...] = ("unit_cost_gbp", "effect", "risk_ratio",
+                                        "reentry_effect", "placement_effect",
+                                        "retention_per_year", "lag_years", "ramp_up_years")
+
+LEVER_DESCRIPTIONS: dict[str, str] = {
+    "family_help": "entry to care from the children-in-need pool (eligible pool: CIN "
+                   "pool, base year)",
+    "reunification_support": "returned-home hazard and re-entry (eligible pool: non-UASC "
+                             "children in care, base year)",
+    "kinship_support": "SGO / child-arrangements exits and kinship placements (eligible "
+                       "pool: non-UASC children in care, base year)",
+    "foster_recruitment": "placement mix, residential -> foster (eligible pool: non-UASC "
+                          "children in residential care, base year)",
+    "other_programmes": "no modelled effect: programme cost only",
+}
+
+LEVER_TABLE_FIELDS: dict[str, Field] = {
+    "funding_gbp_m": Field(
+        "year_table", {}, "money by year ending 31 March, £m (\"2024\" = 2023-24)", 0, 1e5),
+    "delay_years": Field(int, 0, "move the whole programme this many years later", 0, 30),
+    "area_share": Field(
+        "prob", 1.0, "share of England's children living in the funded areas (1 = "
+        "national; Families First pathfinders about 12/152)"),
+    "area_share_by_year": Field(
+        "year_table", {}, "area_share from a year onwards (overrides area_share from the "
+        "first listed year; e.g. pathfinders then national)", 0, 1),
+    "unit_cost_gbp": Field(float, ESTIMATE, "cost of serving one child (or adding one "
+                           "foster place) for a year; estimate = the lever's default",
+                           1.0, 1e7, estimate_ok=True),
+    "effect": Field(float, ESTIMATE, "relative change in the lever's hazard for children "
+                    "covered; estimate = the lever's evidence-based default", 0, 10,
+                    estimate_ok=True),
+    "risk_ratio": Field(float, ESTIMATE, "family_help only: entry hazard of children "
+                        "served relative to the CIN-pool average", 0, 100, estimate_ok=True),
+    "reentry_effect": Field("prob", ESTIMATE, "reunification_support only: relative "
+                            "reduction in re-entry after a supported return",
+                            estimate_ok=True),
+    "placement_effect": Field("prob", ESTIMATE, "kinship_support only: share of covered "
+                              "non-kin foster entries placed with kin", estimate_ok=True),
+    "retention_per_year": Field("prob", ESTIMATE, "foster_recruitment only: share of added "
+                                "places still available a year later", estimate_ok=True),
+    "lag_years": Field(float, ESTIMATE, "years from money to effect", 0, 10,
+                       estimate_ok=True),
+    "ramp_up_years": Field(float, ESTIMATE, "years from the programme start to full "
+                           "effectiveness (0 = at once)", 0, 20, estimate_ok=True),
+}
+
+# Effects that are relative reductions or shares: above 1 they would make a hazard
+# negative or move more than every child.
+_AT_MOST_ONE: dict[str, tuple[str, ...]] = {
+    "family_help": ("effect",),
+    "foster_recruitment": ("effect",),
+}
+
+
+@dataclass(frozen=True)
+class PlacementShift:
+    """Move shares of the non-UASC entry mix between placements (order-free: each move
+    takes a share of the *original* mix).  Picklable, unlike a closure, so an engine
+    can ship ``YearRates`` to worker processes."""
+
+    foster_to_kinship: float = 0.0  # share of non-kin foster entries placed with kin
+    residential_to_foster: float = 0.0  # share of residential entries fostered instead
+
+    def __call__(self, mix: NDArray[np.float64]) -> NDArray[np.float64]:
+        out = np.array(mix, dtype=float, copy=True)
+        foster = spec.PLACEMENTS.index("foster")
+        kinship = spec.PLACEMENTS.index("kinship_foster")
+        residential = spec.PLACEMENTS.index("residential")
+        to_kin = mix[foster] * self.foster_to_kinship
+        to_foster = mix[residential] * self.residential_to_foster
+        out[foster] += to_foster - to_kin
+        out[kinship] += to_kin
+        out[residential] -= to_foster
+        return out
 
 
 @dataclass(frozen=True)
@@ -38,8 +257,223 @@ class LeverEffects:
     placement_shift: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None
     family_help_served: float = 0.0  # children served by family help in the year
     programme_cost_gbp: float = 0.0
+    # national coverage of each funded lever in the year (share of its eligible pool)
+    coverage: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResolvedLever:
+    """One lever table with the delay applied and every "estimate" replaced."""
+
+    name: str
+    funding_gbp_m: dict[int, float]  # by year, after delay_years
+    area_share: float
+    area_share_by_year: dict[int, float]  # after delay_years
+    values: dict[str, float]  # lever-specific parameters (LEVER_PARAMETERS keys)
+
+    @property
+    def start_year(self) -> int | None:
+        """First year with money (the programme start; ramp-up counts from here)."""
+        funded = [year for year, money in self.funding_gbp_m.items() if money > 0]
+        return min(funded) if funded else None
+
+    def money_gbp_m(self, year: int) -> float:
+        return self.funding_gbp_m.get(year, 0.0)
+
+    def area(self, year: int) -> float:
+        """Area share in ``year``: the latest ``area_share_by_year`` entry at or before
+        it, else ``area_share``."""
+        listed = [y for y in self.area_share_by_year if y <= year]
+        return self.area_share_by_year[max(listed)] if listed else self.area_share
+
+    def maturity(self, year: int) -> float:
+        """Share of full effectiveness reached in ``year`` (0 before the effect starts)."""
+        start = self.start_year
+        if start is None:
+            return 0.0
+        elapsed = year - start + 1 - self.values.get("lag_years", 0.0)
+        ramp = self.values.get("ramp_up_years", 0.0)
+        if ramp <= 0:
+            return 1.0 if elapsed > 0 else 0.0
+        return float(min(max(elapsed / ramp, 0.0), 1.0))
+
+
+def check_lever_config(where: str, config: dict[str, Any]) -> None:
+    """Checks the per-key validator cannot make (every lever table shares one field
+    set): keys a lever does not read, effects that must be at most 1, and money in or
+    before the base year (the base year's data already contain it).  Raises a one-line
+    :class:`InputError`; called by :func:`resolve_levers` (so by every run) and usable
+    as a scenario ``CROSS_CHECKS`` entry."""
+    base_year = config["run"]["base_year"]
+    for name, table in config.get("levers", {}).items():
+        applicable = LEVER_PARAMETERS[name]
+        for key in LEVER_SPECIFIC_KEYS:
+            if key not in applicable and table.get(key, ESTIMATE) != ESTIMATE:
+                used_by = [n for n, p in LEVER_PARAMETERS.items() if key in p]
+                raise InputError(
+                    f"{where}: key 'levers.{name}.{key}' does not apply to {name}; it is "
+                    f"read by: {', '.join(used_by)}")
+        for key in _AT_MOST_ONE.get(name, ()):
+            value = table.get(key, ESTIMATE)
+            if value != ESTIMATE and value > 1:
+                raise InputError(f"{where}: key 'levers.{name}.{key}' = {value} is a share "
+                                 "or relative reduction: it must be at most 1")
+        for year, money in table.get("funding_gbp_m", {}).items():
+            if int(year) <= base_year and money != 0:
+                raise InputError(
+                    f"{where}: key 'levers.{name}.funding_gbp_m.{year}': money must come "
+                    f"after the base year {base_year} (its effect is already in the data)")
+
+
+def resolve_levers(config: dict[str, Any], where: str = "scenario") -> dict[str, ResolvedLever]:
+    """Every configured lever with defaults filled in (after :func:`check_lever_config`)."""
+    check_lever_config(where, config)
+    resolved = {}
+    for name, table in config.get("levers", {}).items():
+        delay = int(table.get("delay_years", 0))
+        values = {}
+        for key, parameter in LEVER_PARAMETERS[name].items():
+            value = table.get(key, ESTIMATE)
+            values[key] = parameter.value if value == ESTIMATE else float(value)
+        resolved[name] = ResolvedLever(
+            name=name,
+            funding_gbp_m={int(y) + delay: float(m)
+                           for y, m in table.get("funding_gbp_m", {}).items()},
+            area_share=float(table.get("area_share", 1.0)),
+            area_share_by_year={int(y) + delay: float(a)
+                                for y, a in table.get("area_share_by_year", {}).items()},
+            values=values,
+        )
+    return resolved
+
+
+def _lagged(series: Callable[[int], float], year: int, lag: float) -> float:
+    """Value of a yearly series ``lag`` years before ``year``, linear between years."""
+    whole = math.floor(lag)
+    fraction = lag - whole
+    now = series(year - whole)
+    if fraction == 0:
+        return now
+    return (1 - fraction) * now + fraction * series(year - whole - 1)
+
+
+def coverage_share(capacity: float, pool: float, area: float) -> float:
+    """National share of a pool covered: capacity / (pool in the funded areas), capped at
+    1 (money beyond saturation buys nothing more), times the area share."""
+    if capacity <= 0 or pool <= 0 or area <= 0:
+        return 0.0
+    return min(capacity / (pool * area), 1.0) * area
+
+
+def _children_in_care_non_uasc(params: ModelParameters) -> float:
+    return float(params.looked_after_base - np.sum(params.uasc_base_by_band))
+
+
+def _capacity(lever: ResolvedLever, year: int) -> float:
+    """Children served (or places added) with the year's money."""
+    return lever.money_gbp_m(year) * 1e6 / lever.values["unit_cost_gbp"]
+
+
+def foster_places(lever: ResolvedLever, year: int) -> float:
+    """Added foster places available in ``year``: every year's recruits so far, each
+    cohort kept with ``retention_per_year`` (places outlast the money)."""
+    retention = lever.values["retention_per_year"]
+    return float(sum(_capacity(lever, recruited) * retention ** (year - recruited)
+                     for recruited in lever.funding_gbp_m if recruited <= year))
+
+
+@dataclass
+class _Combined:
+    """Accumulates several levers' effects on the same year."""
+
+    entry: float = 1.0
+    reunification: float = 1.0
+    reentry: float = 1.0
+    sgo_cao: float = 1.0
+    foster_to_kinship: float = 0.0
+    residential_to_foster: float = 0.0
+    served: float = 0.0
+    cost: float = 0.0
+    coverage: dict[str, float] = field(default_factory=dict)
+
+
+def _apply(lever: ResolvedLever, params: ModelParameters, year: int, out: _Combined) -> None:
+    """Add one lever's chain for ``year`` to ``out``."""
+    out.cost += lever.money_gbp_m(year) * 1e6
+    if lever.name == "other_programmes":
+        return
+    values = lever.values
+    lag = values["lag_years"]
+    maturity = lever.maturity(year)
+    area = lever.area(year)
+    if lever.name == "family_help":
+        pool = params.cin_pool_base
+        capacity = _lagged(lambda y: _capacity(lever, y), year, lag)
+        in_area = min(capacity / (pool * area), 1.0) if pool * area > 0 else 0.0
+        affected = min(in_area * values["risk_ratio"], 1.0) * area
+        out.entry *= 1.0 - values["effect"] * maturity * affected
+        out.served += in_area * pool * area
+        out.coverage[lever.name] = in_area * area
+    elif lever.name in ("reunification_support", "kinship_support"):
+        capacity = _lagged(lambda y: _capacity(lever, y), year, lag)
+        covered = coverage_share(capacity, _children_in_care_non_uasc(params), area)
+        out.coverage[lever.name] = covered
+        uplift = values["effect"] * maturity
+        if lever.name == "reunification_support":
+            out.reunification *= 1.0 + uplift * covered
+            # supported children return home faster, so they are a larger share of
+            # returns than of children in care
+            supported_returns = covered * (1 + uplift) / (1 + covered * uplift)
+            out.reentry *= 1.0 - values["reentry_effect"] * maturity * supported_returns
+        else:
+            out.sgo_cao *= 1.0 + uplift * covered
+            out.foster_to_kinship = min(
+                out.foster_to_kinship + values["placement_effect"] * maturity * covered, 1.0)
+    elif lever.name == "foster_recruitment":
+        residential = (params.placement_mix[0, spec.PLACEMENTS.index("residential")]
+                       * _children_in_care_non_uasc(params))
+        places = _lagged(lambda y: foster_places(lever, y), year, lag)
+        shift = coverage_share(values["effect"] * places, residential, area) * maturity
+        out.coverage[lever.name] = shift
+        out.residential_to_foster = min(out.residential_to_foster + shift, 1.0)
 
 
 def lever_effects(config: dict[str, Any], params: ModelParameters, year: int) -> LeverEffects:
-    """Combined effect of every configured lever in ``year`` (neutral when none)."""
-    return LeverEffects()
+    """Combined effect of every configured lever in ``year`` (neutral when none, and in
+    and before the base year: the base year's data already contain past programmes)."""
+    levers = resolve_levers(config)
+    if not levers or year <= params.base_year:
+        return LeverEffects()
+    combined = _Combined()
+    for lever in levers.values():
+        _apply(lever, params, year, combined)
+    shift = None
+    if combined.foster_to_kinship > 0 or combined.residential_to_foster > 0:
+        shift = PlacementShift(combined.foster_to_kinship, combined.residential_to_foster)
+    return LeverEffects(
+        entry_multiplier=combined.entry,
+        reunification_multiplier=combined.reunification,
+        reentry_multiplier=combined.reentry,
+        sgo_cao_multiplier=combined.sgo_cao,
+        placement_shift=shift,
+        family_help_served=combined.served,
+        programme_cost_gbp=combined.cost,
+        coverage=combined.coverage,
+    )
+
+
+def describe_levers(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows (lever, parameter, value, low, high, unit, source) for every funded lever of a
+    scenario, with the values actually used: for reports and provenance."""
+    rows = []
+    for name, lever in resolve_levers(config).items():
+        total = sum(lever.funding_gbp_m.values())
+        rows.append({"lever": name, "parameter": "funding_gbp_m (total)", "value": total,
+                     "low": None, "high": None, "unit": "GBP m",
+                     "source": "scenario file; years " + ", ".join(
+                         str(y) for y in sorted(lever.funding_gbp_m))})
+        for key, parameter in LEVER_PARAMETERS[name].items():
+            rows.append({"lever": name, "parameter": key, "value": lever.values[key],
+                         "low": parameter.low, "high": parameter.high,
+                         "unit": parameter.unit, "source": parameter.source})
+    return rows

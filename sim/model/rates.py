@@ -54,12 +54,29 @@ def trend_factor(trend_per_year: float, params: ModelParameters, year: int) -> f
     return float(np.exp(trend_per_year * years))
 
 
+def trend_change_factor(change_per_year: float, change_year: int, params: ModelParameters,
+                        year: int) -> float:
+    """Extra factor when a trend's slope changes by ``change_per_year`` after
+    ``change_year`` (a piecewise-linear log trend; calibration fits the change)."""
+    years = max(0, min(year, params.trend_until_year) - max(change_year, params.base_year))
+    return float(np.exp(change_per_year * years))
+
+
+# [trends] keys of the route-specific exit trends, in spec.EXIT_ROUTES order.
+ROUTE_TREND_KEYS: tuple[str, ...] = ("returned_home_trend_per_year", "adoption_trend_per_year",
+                                     "sgo_cao_trend_per_year", "other_exit_trend_per_year")
+
+
 def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> YearRates:
     multipliers = config["rates"]
     effects = lever_effects(config, params, year)
 
+    trends = config["trends"]
+    change_year = trends["trend_change_year"]
     entry = (params.entry_rate_per_year
              * trend_factor(params.entry_trend_per_year, params, year)
+             * trend_change_factor(trends["entry_trend_change_per_year"], change_year,
+                                   params, year)
              * multipliers["entry_multiplier"] * effects.entry_multiplier)
 
     route_multiplier = np.array([
@@ -67,8 +84,10 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         multipliers["adoption_multiplier"],
         multipliers["sgo_cao_multiplier"] * effects.sgo_cao_multiplier,
         multipliers["other_exit_multiplier"],
-    ])
-    exit_trend = trend_factor(params.exit_trend_per_year, params, year)
+    ]) * np.array([trend_factor(trends[key], params, year) for key in ROUTE_TREND_KEYS])
+    exit_trend = (trend_factor(params.exit_trend_per_year, params, year)
+                  * trend_change_factor(trends["exit_trend_change_per_year"], change_year,
+                                        params, year))
     n_streams, n_bands = len(spec.STREAMS), len(spec.AGE_BANDS)
     n_stages, n_routes = len(spec.CARE_STAGES), len(spec.EXIT_ROUTES)
     exit_rate = np.zeros((n_streams, n_bands, n_stages, n_routes))
@@ -89,7 +108,8 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
     if effects.placement_shift is not None:
         mix[0] = effects.placement_shift(mix[0])
 
-    uasc = params.uasc_arrivals_per_year * params.uasc_age_share
+    arrivals = config["uasc"]["arrivals_by_year"].get(str(year), params.uasc_arrivals_per_year)
+    uasc = arrivals * params.uasc_age_share
     return YearRates(
         year=year,
         population_by_age_month=_per_month(population_in_year(params, year)),

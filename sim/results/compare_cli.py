@@ -1,12 +1,159 @@
-"""CLI subcommands for this package (placeholder until implemented)."""
+"""CLI subcommands ``compare``, ``sensitivity`` and ``sweep`` (registered by sim.cli).
+
+Imports of the heavy modules happen inside the commands, so ``cicsim --help`` and the
+other subcommands stay fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from sim.errors import InputError
+
+
+def _read_csv_table(path: Path, what: str, required: tuple[str, ...]) -> Any:
+    import pandas as pd
+
+    if not path.exists():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a {what} table ({exc})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: not a {what} table (missing columns: {', '.join(missing)})")
+    return table
+
+
+SENSITIVITY_COLUMNS = ("scenario", "parameter", "metric", "central", "value_low",
+                       "value_high", "result_low", "result_high", "swing")
+SWEEP_COLUMNS = ("scenario", "value", "label", "key", "net_saving_discounted_gbp_m")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from sim.results import plots
+    from sim.results.compare import comparison_table, load_results, to_markdown
+    from sim.results.report import Figure, ReportInputs, atomic_write_text, write_report
+    from sim.sensitivity import tornado_pngs
+
+    out = Path(args.out)
+    # Read and check every input before writing anything (bad input writes nothing).
+    results = load_results(args.results)
+    sensitivity_paths = [Path(p) for p in args.sensitivity] if args.sensitivity is not None \
+        else sorted((out / "sensitivity").glob("*.csv"))
+    sweep_paths = [Path(p) for p in args.sweep] if args.sweep is not None \
+        else sorted((out / "sweeps").glob("*.csv"))
+    sensitivity_tables = [_read_csv_table(p, "sensitivity", SENSITIVITY_COLUMNS)
+                          for p in sensitivity_paths]
+    sweep_tables = [_read_csv_table(p, "sweep", SWEEP_COLUMNS) for p in sweep_paths]
+    table = comparison_table(results, baseline=args.baseline, years=args.years)
+    csv_path = atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
+    md_path = atomic_write_text(out / "comparison.md", to_markdown(table))
+    figures = [Figure("Children looked after", plots.trajectories(results,
+                                                                   out / "trajectories.png"),
+                      "Children looked after at 31 March by scenario; crosses: the review's "
+                      "figures for context (not calibration targets).", "trajectories")]
+    kept = plots.kept_at_home(results, args.baseline, out / "kept_at_home.png")
+    if kept is not None:
+        figures.append(Figure("Children kept at home", kept,
+                              f"Baseline ('{args.baseline}') minus scenario children looked "
+                              "after at 31 March.", "kept-at-home"))
+    costs = plots.costs(results, out / "costs.png")
+    if costs is not None:
+        figures.append(Figure("Cost per year", costs,
+                              "Children's social care cost per year, 2021-22 prices, "
+                              "programme money included; crosses: the review's £10bn now and "
+                              "over £15bn by 2032 (cash, with growth in numbers).", "costs"))
+    fans = plots.fan_charts(results, out / "fan_charts.png")
+    if fans is not None:
+        figures.append(Figure("Discrete-event replicates (fan charts)", fans,
+                              "Median and 25-75 % / 5-95 % bands over replicates.", "fans"))
+    for path, table_s in zip(sensitivity_paths, sensitivity_tables, strict=True):
+        for png in tornado_pngs(table_s, out, f"tornado-{path.stem}"):
+            figures.append(Figure(f"Sensitivity ({path.stem}): {png.stem.split('-')[-1]}",
+                                  png, "One assumption at a time at the ends of its "
+                                  "plausible range, everything else central; widest bars "
+                                  "matter most.", png.stem))
+    for path in sweep_paths:
+        png = plots.sweep_chart(path, out / f"sweep-{path.stem}.png")
+        figures.append(Figure(f"Funding sweep: {path.stem}", png,
+                              "Children kept at home in the last year (left axis) and net "
+                              "discounted saving vs baseline (right axis) against the swept "
+                              "amount.", f"sweep-{path.stem}"))
+    report = write_report(ReportInputs(results, table, args.baseline, figures,
+                                       sensitivity_tables, sweep_tables), out / "report.html")
+    print(f"compared {len(results)} runs; wrote {csv_path}, {md_path}, {len(figures)} charts "
+          f"and {report}")
+    return 0
+
+
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    from sim.scenarios.loader import load_scenario
+    from sim.sensitivity import run_sensitivity
+
+    scenario = load_scenario(args.scenario, args.set)
+    baseline_path = Path(args.baseline) if args.baseline else (
+        Path(args.scenario).parent / "baseline.toml")
+    baseline = load_scenario(baseline_path, args.set)
+    csv_path, pngs, table = run_sensitivity(scenario, baseline, Path(args.out_dir),
+                                            year=args.year, quiet=args.quiet)
+    if table.empty:
+        print(f"{scenario.name}: no lever has money, so only costs were varied; wrote "
+              f"{csv_path}")
+        return 0
+    top = table.iloc[0]
+    print(f"{scenario.name}: {len(table)} rows; widest swing on {top['metric']}: "
+          f"{top['parameter']} ({top['result_low']:,.0f} to {top['result_high']:,.0f}); "
+          f"wrote {csv_path} and {', '.join(str(p) for p in pngs)}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    summary, table = run_sweep(sweep, Path(args.out_dir), quiet=args.quiet)
+    print(f"sweep {sweep.name}: {len(table)} runs of {sweep.key}; wrote {summary}")
+    return 0
 
 
 def register(subparsers: Any) -> None:
-    """Add this package's subcommands to ``cicsim``."""
-    del subparsers
-    _ = argparse
+    """Add ``compare``, ``sensitivity`` and ``sweep`` to ``cicsim``."""
+    compare = subparsers.add_parser(
+        "compare", help="compare runs: table (CSV, Markdown), charts and report.html")
+    compare.add_argument("results", nargs="+", help="result files, e.g. outputs/*.nc")
+    compare.add_argument("--out", default="outputs", help="output folder (default outputs)")
+    compare.add_argument("--baseline", default="baseline",
+                         help="scenario name to compare against (default baseline)")
+    compare.add_argument("--years", type=int, nargs="+", default=[2025, 2027, 2032],
+                         help="years for the looked-after columns; the last is used for "
+                         "children kept at home (default 2025 2027 2032)")
+    compare.add_argument("--sensitivity", action="append", default=None, metavar="CSV",
+                         help="cicsim sensitivity table(s) to chart (default: OUT/sensitivity"
+                         "/*.csv)")
+    compare.add_argument("--sweep", action="append", default=None, metavar="CSV",
+                         help="cicsim sweep summaries to chart (default: OUT/sweeps/*.csv)")
+    compare.set_defaults(func=_cmd_compare)
+
+    sensitivity = subparsers.add_parser(
+        "sensitivity", help="one-at-a-time (tornado) sensitivity of a scenario to every "
+        "lever parameter and unit cost")
+    sensitivity.add_argument("scenario", help="scenario TOML file")
+    sensitivity.add_argument("--baseline", default=None,
+                             help="baseline scenario (default: baseline.toml beside SCENARIO)")
+    sensitivity.add_argument("--year", type=int, default=2032,
+                             help="year for children kept at home (default 2032)")
+    sensitivity.add_argument("--out-dir", default="outputs/sensitivity")
+    sensitivity.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="override a key in both the scenario and the baseline")
+    sensitivity.add_argument("--quiet", action="store_true", help="no progress lines")
+    sensitivity.set_defaults(func=_cmd_sensitivity)
+
+    sweep = subparsers.add_parser("sweep", help="run a sweep file (scenarios/sweeps/*.toml)")
+    sweep.add_argument("sweep", help="sweep TOML file")
+    sweep.add_argument("--out-dir", default="outputs/sweeps")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines")
+    sweep.set_defaults(func=_cmd_sweep)

@@ -14,12 +14,14 @@ import numpy as np
 import xarray as xr
 
 from sim.model import spec
+from sim.model.costs import COST_COMPONENTS, PRICE_BASE
 
 COORDS: dict[str, tuple[str, ...]] = {
     "age_group": spec.AGE_BAND_NAMES,
     "placement": spec.PLACEMENTS,
     "reason": spec.CEASED_REASONS,
     "care_stage": spec.CARE_STAGES,
+    "cost_component": COST_COMPONENTS,
 }
 
 # name -> (dimensions after "year", unit, definition)
@@ -52,6 +54,27 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "family_help_served": ((), "children per year", "children served by funded family "
                            "help"),
     "programme_cost_gbp": ((), "GBP per year", "spending on funded programmes (levers)"),
+    # discrete-event engine only (sim/engines/des.py; docs/des.md)
+    "started_first_in_year": ((), "children per year", "children who started care during "
+                              "the year, each counted once (DfE definition: a child's "
+                              "first start in the year); NaN in the base year"),
+    "foster_waiting": ((), "children", "children in care waiting for a foster place at 31 "
+                       "March, placed meanwhile in capacity.foster_overflow_placement "
+                       "(only with capacity.foster_places)"),
+    "foster_wait_months": ((), "months", "mean wait of the waits for a foster place that "
+                           "ended during the year (place found, or left care while "
+                           "waiting); NaN if none"),
+    "family_help_waiting": ((), "children", "children referred for family help and still "
+                            "waiting for a place at 31 March (only with "
+                            "capacity.family_help_places)"),
+    "family_help_wait_months": ((), "months", "mean wait of the waits for family help that "
+                                "ended during the year (help started, or left the CIN pool "
+                                "while waiting); NaN if none"),
+    # added after the run by sim.model.costs.add_costs (engine-independent)
+    "cost_gbp": (("cost_component",), f"GBP per year ({PRICE_BASE})",
+                 "children's social care cost in the year by component: placements "
+                 "(average of the bounding 31 March stocks x unit cost), children in "
+                 "need, other spend, programmes"),
 }
 
 

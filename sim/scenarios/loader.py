@@ -195,7 +195,8 @@ def _merge(base: Config, top: Config, label: str, origin: dict[str, str],
 def defaults() -> Config:
     config: Config = {k: f.default for k, f in schema.TOP_LEVEL.items()}
     for section, fields in schema.SECTIONS.items():
-        config[section] = {k: f.default for k, f in fields.items()}
+        # deep copy: a layer that sets a year table merges into it in place
+        config[section] = {k: copy.deepcopy(f.default) for k, f in fields.items()}
     for section in schema.TABLE_SECTIONS:
         config[section] = {}
     return config

@@ -60,6 +60,28 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "continue_until": Field(int, LAST_END_YEAR, "trends stop changing after this year "
                                 "(ASSUMPTION: by default they continue)", FIRST_BASE_YEAR,
                                 LAST_END_YEAR),
+        # Piecewise-linear trends and route-specific exit trends: set by calibration
+        # (sim/calibration, docs/calibration.md); the defaults change nothing.
+        "trend_change_year": Field(int, LAST_END_YEAR, "year after which the entry and exit "
+                                   "trends change by the *_trend_change_per_year values",
+                                   FIRST_BASE_YEAR - 10, LAST_END_YEAR),
+        "entry_trend_change_per_year": Field(float, 0.0, "change in the entry trend after "
+                                             "trend_change_year (log change per year)",
+                                             -0.4, 0.4),
+        "exit_trend_change_per_year": Field(float, 0.0, "change in the exit trend after "
+                                            "trend_change_year (log change per year)",
+                                            -0.4, 0.4),
+        "returned_home_trend_per_year": Field(float, 0.0, "extra log-linear trend in the "
+                                              "returned-home hazard (added to the exit "
+                                              "trend)", -0.3, 0.3),
+        "adoption_trend_per_year": Field(float, 0.0, "extra log-linear trend in the "
+                                         "adoption hazard (added to the exit trend)",
+                                         -0.3, 0.3),
+        "sgo_cao_trend_per_year": Field(float, 0.0, "extra log-linear trend in the SGO/CAO "
+                                        "hazard (added to the exit trend)", -0.3, 0.3),
+        "other_exit_trend_per_year": Field(float, 0.0, "extra log-linear trend in the "
+                                           "other-exit hazard (added to the exit trend)",
+                                           -0.3, 0.3),
     },
     "rates": {
         "entry_multiplier": Field(float, 1.0, "multiplies entry hazards from the CIN pool",
@@ -88,6 +110,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
             estimate_ok=True),
         "exit_rate_per_year": Field(
             float, 0.10, "ASSUMPTION: hazard of a UASC leaving care before 18", 0, 10),
+        "arrivals_by_year": Field(
+            "year_table", {}, "UASC starting care in given years (overrides "
+            "arrivals_per_year in those years; calibration feeds the published history)",
+            0, 1e5),
     },
     "capacity": CAPACITY_FIELDS,  # sim/model/capacity.py (DES engine)
     "costs": COST_FIELDS,  # sim/model/levers.py

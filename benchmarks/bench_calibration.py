@@ -1,0 +1,34 @@
+"""Calibration: wall time of ``cicsim calibrate`` without writing files.
+
+Prints the wall time of the history-only fit (estimation at 2012 and 2022 included:
+that is what a user waits for) split into set-up (estimates, targets) and the
+least-squares fit, the number of objective evaluations, and the same for the
+review-target variant.  Target (issue #4): <= 30 s on the 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sim.calibration.fit import calibrate
+from sim.calibration.targets import DEFAULT_TARGETS, REVIEW_TARGETS
+
+TARGET_S = 30.0
+
+
+def main() -> None:
+    for label, targets in (("history only", DEFAULT_TARGETS),
+                           ("history + review targets", REVIEW_TARGETS)):
+        start = time.perf_counter()
+        result = calibrate("scenarios/baseline.toml", targets)
+        total = time.perf_counter() - start
+        fit_s = result.wall_time_s  # set by calibrate: set-up + fit
+        per_evaluation = 1e3 * total / max(result.evaluations_used, 1)
+        print(f"calibration ({label}): {total:6.2f} s wall (target <= {TARGET_S:.0f} s); "
+              f"{len(result.names)} free parameters, {result.evaluations_used} "
+              f"least-squares iterations, {fit_s:6.2f} s inside calibrate(), "
+              f"{per_evaluation:6.0f} ms per iteration incl. Jacobian")
+
+
+if __name__ == "__main__":
+    main()

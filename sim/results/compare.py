@@ -1,0 +1,269 @@
+"""Compare scenario results: one row per scenario, read only from the results schema.
+
+Why a table of a few numbers: the decision questions are "how many children in care
+in 2025, 2027 and 2032", "what does it cost" and "is it worth it against doing
+nothing".  Every figure comes from the saved datasets (either engine; replicate means
+for the discrete-event engine), so a table can be rebuilt from ``outputs/*.nc`` alone.
+
+Definitions (years end 31 March; money in 2021-22 prices, see ``sim.model.costs``):
+
+- ``kept_at_home_YEAR`` = baseline looked after - scenario looked after at 31 March of
+  that year: the review's "more children living safely with their families";
+- ``starts_avoided`` = baseline starts - scenario starts, summed over projected years;
+- cumulative figures sum the projected years every compared run covers (base year + 1
+  ... the earliest end year), so runs with different horizons stay comparable;
+  discounted costs weight year Y by ``(1 + r) ** -(Y - base year)`` with ``r`` the
+  run's ``costs.discount_rate`` (HM Treasury Green Book 3.5 %);
+- ``net_saving_discounted`` = baseline discounted cost - scenario discounted cost
+  (positive = the scenario saves money, programme spending included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sim.errors import InputError
+from sim.results.io import read_results
+
+DEFAULT_YEARS: tuple[int, ...] = (2025, 2027, 2032)
+DEFAULT_DISCOUNT_RATE = 0.035
+
+
+@dataclass
+class ScenarioResult:
+    """One saved run with the labels reports need."""
+
+    name: str
+    description: str
+    path: Path | None
+    ds: xr.Dataset
+
+    @property
+    def has_replicates(self) -> bool:
+        return "replicate" in self.ds.dims
+
+    @property
+    def base_year(self) -> int:
+        return int(self.ds["year"].values[0])
+
+
+def _description(ds: xr.Dataset) -> str:
+    try:
+        return str(tomllib.loads(ds.attrs.get("scenario_toml", "")).get("description", ""))
+    except tomllib.TOMLDecodeError:
+        return ""
+
+
+def from_dataset(ds: xr.Dataset, path: Path | None = None) -> ScenarioResult:
+    name = str(ds.attrs.get("scenario") or (path.stem if path else "unnamed"))
+    return ScenarioResult(name=name, description=_description(ds), path=path, ds=ds)
+
+
+def load_results(paths: Sequence[str | Path]) -> list[ScenarioResult]:
+    """Read result files; every problem is one line naming the file."""
+    if not paths:
+        raise InputError("compare: no result files given (e.g. cicsim compare outputs/*.nc)")
+    results: list[ScenarioResult] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(f"{path}: result file not found")
+        try:
+            ds = read_results(path)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a cicsim results file ({exc})") from None
+        if "looked_after" not in ds:
+            raise InputError(f"{path}: not a cicsim results file (no 'looked_after' "
+                             "variable)")
+        results.append(from_dataset(ds, path))
+    names = [r.name for r in results]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"compare: scenario names appear more than once: "
+                         f"{', '.join(duplicates)} (each file must be a different scenario)")
+    return results
+
+
+def mean_over_replicates(values: xr.DataArray) -> xr.DataArray:
+    return values.mean("replicate") if "replicate" in values.dims else values
+
+
+def series(result: ScenarioResult, name: str) -> xr.DataArray:
+    """A scalar-per-year variable, replicate mean (a ``cost_gbp`` total if asked)."""
+    if name == "cost_gbp_total":
+        values = result.ds["cost_gbp"].sum("cost_component")
+    else:
+        values = result.ds[name]
+    return mean_over_replicates(values)
+
+
+def value_in(result: ScenarioResult, name: str, year: int) -> float:
+    values = series(result, name)
+    if year not in values["year"].values:
+        return float("nan")
+    return float(values.sel(year=year))
+
+
+def discount_factors(years: np.ndarray, base_year: int, rate: float) -> np.ndarray:
+    """Present-value weights to the base year (Green Book: ``(1 + r) ** -t``)."""
+    return np.asarray((1.0 + rate) ** -(years - base_year), dtype=float)
+
+
+def in_period(values: xr.DataArray, period: tuple[int, int]) -> xr.DataArray:
+    years = values["year"]
+    return values.sel(year=(years >= period[0]) & (years <= period[1]))
+
+
+def common_period(results: Sequence[ScenarioResult]) -> tuple[int, int]:
+    """Projected years every run covers: cumulative figures of runs with different
+    horizons would not be comparable."""
+    first = max(r.base_year for r in results) + 1
+    last = min(int(r.ds["year"].values[-1]) for r in results)
+    if last < first:
+        raise InputError(f"compare: the runs share no projected year (latest start "
+                         f"{first}, earliest end {last})")
+    return first, last
+
+
+def cumulative_cost(result: ScenarioResult, discounted: bool,
+                    period: tuple[int, int] | None = None) -> float:
+    """Total cost over ``period`` (default: the run's projected years), discounted to
+    the year before the period starts if asked."""
+    if "cost_gbp" not in result.ds:
+        return float("nan")
+    period = period or (result.base_year + 1, int(result.ds["year"].values[-1]))
+    costs = in_period(series(result, "cost_gbp_total"), period)
+    if discounted:
+        rate = float(result.ds.attrs.get("cost_discount_rate", DEFAULT_DISCOUNT_RATE))
+        costs = costs * discount_factors(costs["year"].values, period[0] - 1, rate)
+    return float(costs.sum())
+
+
+def cumulative(result: ScenarioResult, name: str,
+               period: tuple[int, int] | None = None) -> float:
+    if name not in result.ds:
+        return float("nan")
+    period = period or (result.base_year + 1, int(result.ds["year"].values[-1]))
+    return float(in_period(series(result, name), period).sum())
+
+
+def find_baseline(results: Sequence[ScenarioResult], baseline: str) -> ScenarioResult | None:
+    for result in results:
+        if result.name == baseline:
+            return result
+    return None
+
+
+def comparison_table(results: Sequence[ScenarioResult], baseline: str = "baseline",
+                     years: Sequence[int] = DEFAULT_YEARS) -> pd.DataFrame:
+    """One row per scenario (numbers unrounded; see :func:`to_markdown` for display).
+
+    Without a baseline among ``results`` the columns relative to it are NaN."""
+    if not years:
+        raise InputError("compare: --years needs at least one year")
+    reference = find_baseline(results, baseline)
+    period = common_period(results)
+    span = f"{period[0]}_{period[1]}"
+    last_year = years[-1]
+    missing = float("nan")
+    rows = []
+    for result in results:
+        row: dict[str, object] = {"scenario": result.name}
+        for year in years:
+            row[f"looked_after_{year}"] = value_in(result, "looked_after", year)
+        row[f"kept_at_home_{last_year}"] = (
+            value_in(reference, "looked_after", last_year)
+            - value_in(result, "looked_after", last_year) if reference else missing)
+        row[f"starts_avoided_{span}"] = (cumulative(reference, "started", period)
+                                         - cumulative(result, "started", period)
+                                         if reference else missing)
+        row[f"programme_cost_gbp_m_{span}"] = cumulative(
+            result, "programme_cost_gbp", period) / 1e6
+        row[f"total_cost_gbp_bn_{span}"] = cumulative_cost(result, False, period) / 1e9
+        row[f"total_cost_discounted_gbp_bn_{span}"] = cumulative_cost(
+            result, True, period) / 1e9
+        row["net_saving_discounted_gbp_m"] = (
+            (cumulative_cost(reference, True, period) - cumulative_cost(result, True, period))
+            / 1e6 if reference else missing)
+        row[f"cost_{last_year}_gbp_bn"] = (value_in(result, "cost_gbp_total", last_year) / 1e9
+                                           if "cost_gbp" in result.ds else missing)
+        row["description"] = result.description
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    # baseline first, then the order given
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["scenario"] != baseline, i))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _format(value: object, column: str) -> str:
+    if isinstance(value, str):
+        return value.replace("|", "/")
+    number = float(value)  # type: ignore[arg-type]
+    if np.isnan(number):
+        return "–"
+    if "_gbp_bn" in column:
+        return f"{number:,.2f}"
+    return f"{number:,.0f}"
+
+
+COLUMN_TITLES = {
+    "scenario": "scenario",
+    "looked_after": "looked after",
+    "kept_at_home": "kept at home vs baseline",
+    "starts_avoided": "starts avoided",
+    "programme_cost_gbp_m": "programme cost £m",
+    "total_cost_gbp_bn": "total cost £bn",
+    "total_cost_discounted_gbp_bn": "total cost £bn, discounted",
+    "net_saving_discounted_gbp_m": "net saving vs baseline £m, discounted",
+    "description": "description",
+}
+
+
+def column_title(column: str) -> str:
+    """Readable header: 'looked_after_2032' -> 'looked after 2032'."""
+    for stem, title in sorted(COLUMN_TITLES.items(), key=lambda kv: -len(kv[0])):
+        if column == stem:
+            return title
+        if column.startswith(stem + "_"):
+            suffix = column[len(stem) + 1:].replace("_", "–")
+            return f"{title} {suffix}"
+    if column.startswith("cost_") and column.endswith("_gbp_bn"):
+        return f"cost {column[5:-7]} £bn"
+    return column.replace("_", " ")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-style Markdown table (no extra dependency)."""
+    columns = list(table.columns)
+    lines = ["| " + " | ".join(column_title(c) for c in columns) + " |",
+             "|" + "|".join("---" if c in ("scenario", "description") else "---:"
+                            for c in columns) + "|"]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_format(row[c], c) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_metadata(results: Sequence[ScenarioResult]) -> list[dict[str, str]]:
+    """Engine, commit and creation time of each run (for the report's provenance)."""
+    rows = []
+    for result in results:
+        attrs = result.ds.attrs
+        layers = attrs.get("scenario_layers", "[]")
+        with contextlib.suppress(TypeError, ValueError):  # shown raw if not a JSON list
+            layers = " < ".join(json.loads(layers))
+        rows.append({"scenario": result.name, "engine": str(attrs.get("engine", "?")),
+                     "replicates": str(result.ds.sizes.get("replicate", 1)),
+                     "git_commit": str(attrs.get("git_commit", "?")),
+                     "created_utc": str(attrs.get("created_utc", "?")),
+                     "layers": str(layers),
+                     "file": str(result.path) if result.path else ""})
+    return rows

@@ -1,0 +1,192 @@
+"""Funding sweeps: one file that expands into a family of runs.
+
+A sweep file (``scenarios/sweeps/*.toml``; kept out of ``scenarios/*.toml`` so make's
+one-file-one-scenario rule does not run it as a scenario) is a scenario layer plus a
+``[sweep]`` table::
+
+    name = "family-help"
+    extends = "../baseline.toml"          # the scenario every run builds on
+    [levers.family_help]
+    funding_gbp_m = { "2024" = 500, ... } # for a year table: the profile over years
+    [sweep]
+    key = "levers.family_help.funding_gbp_m"
+    values = [0, 500, 1000, 2000, 3000]   # year table: the total (£m); number: the value
+    baseline = "../baseline.toml"         # what "kept at home" and savings compare with
+    label = "family help, £m over five years"
+
+Each value becomes one run named ``<name>-<value>``; a year table is scaled so its
+total equals the value (same profile), a number is set directly.  The scenario part of
+the file is applied as ``--set`` overrides on the ``extends`` file, so it is validated
+by the one scenario validator.  Outputs: ``<out>/<name>/<run>.nc`` for every run, the
+summary ``<out>/<name>.csv`` (a comparison-table row per value) and ``<out>/<name>.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.errors import InputError
+from sim.model.estimate import estimate_parameters
+from sim.model.parameters import ModelParameters
+from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
+from sim.run import run_to_file
+from sim.scenarios.loader import Scenario, load_scenario
+
+SWEEP_KEYS = ("key", "values", "baseline", "label")
+# Keys that do not change estimated parameters: their runs share one estimation.
+_ESTIMATION_FREE = ("levers.", "costs.")
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file."""
+
+    name: str
+    path: Path
+    base: Path | None  # the scenario the runs extend
+    overrides: list[str]  # the file's own scenario keys, as --set items
+    key: str
+    values: list[float]
+    baseline: Path
+    label: str
+    description: str = ""
+    runs: list[tuple[float, Scenario]] = field(default_factory=list)
+
+
+def _toml_inline(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_inline(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml_inline(v)}' for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Nested tables -> ``a.b.c=value`` items; year tables stay whole (one value)."""
+    items = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not all(str(k).isdigit() for k in value):
+            items.extend(_flatten(value, path + "."))
+        else:
+            items.append(f"{path}={_toml_inline(value)}")
+    return items
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and check a sweep file (one-line errors naming the file and key)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: sweep file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    table = data.pop("sweep", None)
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: missing [sweep] table (keys: {', '.join(SWEEP_KEYS)})")
+    unknown = sorted(set(table) - set(SWEEP_KEYS))
+    if unknown:
+        raise InputError(f"{path}: unknown key 'sweep.{unknown[0]}'; valid keys in [sweep]: "
+                         f"{', '.join(SWEEP_KEYS)}")
+    for required in ("key", "values", "baseline"):
+        if required not in table:
+            raise InputError(f"{path}: key 'sweep.{required}' is required")
+    values = table["values"]
+    if (not isinstance(values, list) or not values
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)):
+        raise InputError(f"{path}: key 'sweep.values' must be a non-empty list of numbers")
+    if len(set(values)) != len(values):
+        raise InputError(f"{path}: key 'sweep.values' has repeated values")
+    name = str(data.pop("name", path.stem))
+    description = str(data.pop("description", ""))
+    extends = data.pop("extends", None)
+    base = (path.parent / extends).resolve() if extends else None
+    baseline = (path.parent / str(table["baseline"])).resolve()
+    if not baseline.exists():
+        raise InputError(f"{path}: key 'sweep.baseline': file '{table['baseline']}' not found")
+    sweep = Sweep(name=name, path=path, base=base, overrides=_flatten(data),
+                  key=str(table["key"]), values=[float(v) for v in values],
+                  baseline=baseline, label=str(table.get("label", table["key"])),
+                  description=description)
+    sweep.runs = expand(sweep)
+    return sweep
+
+
+def _run_name(sweep: Sweep, value: float) -> str:
+    return f"{sweep.name}-{value:g}"
+
+
+def expand(sweep: Sweep) -> list[tuple[float, Scenario]]:
+    """One resolved scenario per swept value."""
+    try:
+        template = load_scenario(sweep.base, sweep.overrides)
+        current = template.get(sweep.key)
+    except KeyError:
+        raise InputError(f"{sweep.path}: key 'sweep.key' = '{sweep.key}' is not a scenario "
+                         "key (set it in this file, e.g. a [levers.NAME] funding table)") from None
+    except InputError as exc:
+        raise InputError(f"{sweep.path}: {exc}") from None
+    runs = []
+    for value in sweep.values:
+        if isinstance(current, dict):
+            total = sum(current.values())
+            if total <= 0:
+                raise InputError(f"{sweep.path}: key '{sweep.key}' is the profile the sweep "
+                                 "scales: it needs a positive total")
+            swept = {year: amount * value / total for year, amount in current.items()}
+        else:
+            swept = value
+        items = [*sweep.overrides, f"{sweep.key}={_toml_inline(swept)}",
+                 f"name={_toml_inline(_run_name(sweep, value))}"]
+        if sweep.description:
+            items.append(f"description={_toml_inline(sweep.description)}")
+        try:
+            runs.append((value, load_scenario(sweep.base, items)))
+        except InputError as exc:
+            raise InputError(f"{sweep.path}: value {value:g}: {exc}") from None
+    return runs
+
+
+def run_sweep(sweep: Sweep, out_dir: Path, quiet: bool = False) -> tuple[Path, pd.DataFrame]:
+    """Run every value and the baseline; write the runs, the summary CSV and its chart."""
+    from sim.results.plots import sweep_chart
+    from sim.results.report import atomic_write_text
+
+    run_dir = out_dir / sweep.name
+    baseline = load_scenario(sweep.baseline)
+    baseline_ds, _, _ = run_to_file(baseline, out=run_dir / f"{baseline.name}.nc")
+    shared: ModelParameters | None = None
+    if sweep.key.startswith(_ESTIMATION_FREE):
+        shared = estimate_parameters(sweep.runs[0][1].config)
+    results = [from_dataset(baseline_ds)]
+    for index, (value, scenario) in enumerate(sweep.runs, start=1):
+        ds, _, _ = run_to_file(scenario, out=run_dir / f"{scenario.name}.nc", params=shared)
+        results.append(from_dataset(ds))
+        if not quiet:
+            print(f"sweep {sweep.name}: {index}/{len(sweep.runs)} ({sweep.key} = {value:g})",
+                  file=sys.stderr, flush=True)
+    # the usual table years, within the runs (a short sweep still gets a last year)
+    end = min(int(r.ds["year"].values[-1]) for r in results)
+    years = [y for y in DEFAULT_YEARS if y < end] + [end]
+    table = comparison_table(results, baseline=baseline.name, years=years)
+    table = table[table["scenario"] != baseline.name].reset_index(drop=True)
+    table.insert(1, "value", sweep.values)
+    table.insert(2, "label", sweep.label)
+    table.insert(3, "key", sweep.key)
+    summary = out_dir / f"{sweep.name}.csv"
+    atomic_write_text(summary, table.to_csv(index=False))
+    sweep_chart(summary, out_dir / f"{sweep.name}.png")
+    return summary, table
