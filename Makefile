@@ -26,18 +26,18 @@ $(STAMP): pyproject.toml
 
 # Every scenario depends on all scenario files (they extend each other) and the code.
 outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
-	$(PY) -m sim run $< --out $@ --quiet
+	$(ONE_THREAD) $(PY) -m sim run $< --out $@ --quiet
 
 outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
-	$(PY) -m sim sweep $< --out-dir outputs/sweeps --quiet
+	$(ONE_THREAD) $(PY) -m sim sweep $< --out-dir outputs/sweeps --quiet
 
 outputs/sensitivity/%.csv: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
-	$(PY) -m sim sensitivity $< --out-dir outputs/sensitivity --quiet
+	$(ONE_THREAD) $(PY) -m sim sensitivity $< --out-dir outputs/sensitivity --quiet
 
 # Comparison table, charts and the self-contained report (cicsim compare).
 outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
-	$(PY) -m sim compare $(OUTPUTS) --out outputs $(addprefix --sensitivity ,$(SENSITIVITY)) \
-		$(addprefix --sweep ,$(SWEEP_SUMMARIES))
+	$(ONE_THREAD) $(PY) -m sim compare $(OUTPUTS) --out outputs \
+		$(addprefix --sensitivity ,$(SENSITIVITY)) $(addprefix --sweep ,$(SWEEP_SUMMARIES))
 
 test: $(STAMP)
 	$(PY) -m pytest

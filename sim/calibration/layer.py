@@ -123,14 +123,17 @@ def write_layer(result: CalibrationResult, out_path: str | Path = DEFAULT_LAYER,
         f'description = "Do nothing, calibrated: latest-regime trends fitted to '
         f'{problem.first_year + 1}-{problem.base_year}"',
         f'extends = "{extends}"',
-        "",
-        "[trends]",
     ]
+    tables: dict[str, dict[str, float | int]] = {}
+    if problem.base_year != problem.scenario.config["run"]["base_year"]:
+        tables["run"] = {"base_year": problem.base_year}  # calibrated with --base-year
     # repr: the layer must reproduce the calibrated projection exactly
     for key, value in {**result.carried, **problem.layer_settings}.items():
         section, name = key.split(".")
-        assert section == "trends", key  # the layer writes one [trends] table
-        lines.append(f"{name} = {value!r}")
+        tables.setdefault(section, {})[name] = value
+    for section, table in tables.items():
+        lines += ["", f"[{section}]"] + [f"{name} = {value!r}" for name, value in
+                                         table.items()]
     _atomic_write(out_path, "\n".join(lines) + "\n")
     json_path = uncertainty_path(out_path)
     bounds = [_key_bounds(k) for k in result.carried_keys]

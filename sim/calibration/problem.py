@@ -277,6 +277,7 @@ class CalibrationProblem:
                              "below its high")
 
         self.targets = target_set.active()
+        self.objective_evaluations = 0  # residual-vector evaluations (incl. Jacobian)
         self._wants_costs = any(t.model in OPTIONAL_VARIABLES and t.kind != "history"
                                 for t in self.targets)
         self.skipped: dict[str, str] = {}
@@ -446,6 +447,7 @@ class CalibrationProblem:
 
     def residuals(self, theta: Array) -> Array:
         """Scaled residual vector for scipy.optimize.least_squares (targets + priors)."""
+        self.objective_evaluations += 1
         values = self.values(theta)
         parts = [e.residuals() for e in self.evaluate(values)]
         with np.errstate(divide="ignore"):

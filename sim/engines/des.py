@@ -136,7 +136,7 @@ CARE_DRAWS = 1 + 2 * N_CARE_STAGES  # placement, then a clock and a route per st
 HOME_DRAWS = 2 * N_HOME_STAGES
 
 
-def child_ids(origin: int, month: int | IntArray, row: int | IntArray,
+def child_ids(origin: int | IntArray, month: int | IntArray, row: int | IntArray,
               column: int | IntArray, ordinal: IntArray) -> NDArray[np.uint64]:
     """Stable 53-bit child ids: (origin, month, age row, state column, ordinal).
 
@@ -149,7 +149,7 @@ def child_ids(origin: int, month: int | IntArray, row: int | IntArray,
                                 np.asarray(column, dtype=np.uint64),
                                 np.asarray(ordinal, dtype=np.uint64))
     month_u, row_u, column_u, ordinal_u = parts
-    ids = np.uint64(origin) << np.uint64(51)
+    ids = np.asarray(origin, dtype=np.uint64) << np.uint64(51)
     ids = ids | (month_u << np.uint64(39)) | (row_u << np.uint64(31))
     return ids | (column_u << np.uint64(24)) | ordinal_u
 
@@ -718,24 +718,27 @@ class _ReplicateRun:
                                home, self.heap_events, self.transitions,
                                time.perf_counter() - start)
 
-    def _poisson_cells(self, origin: int, month: int, rows: IntArray, columns: IntArray,
-                       means: Array) -> IntArray:
+    def _poisson_cells(self, origins: int | IntArray, month: int, rows: IntArray,
+                       columns: IntArray, means: Array) -> IntArray:
         """Poisson counts per cell by inversion of a per-cell keyed uniform, so a cell's
         count rises monotonically with its mean across scenarios (paired)."""
         counts = np.zeros(len(means), dtype=np.int64)
         positive = np.flatnonzero(means > 0)
         if positive.size:
+            origin = np.broadcast_to(np.asarray(origins), means.shape)[positive]
             ids = child_ids(origin, month, rows[positive], columns[positive],
                             np.zeros(positive.size, dtype=np.int64))
             uniforms = rng.keyed_uniforms(self.keys[STREAM_CELL_COUNTS], ids, 0, 1)[:, 0]
             counts[positive] = poisson_quantile(uniforms, means[positive])
         return counts
 
-    def _new_children(self, origin: int, month: int, rows: IntArray, columns: IntArray,
-                      counts: IntArray, births: IntArray) -> tuple[IntArray, IntArray]:
+    def _new_children(self, origins: int | IntArray, month: int, rows: IntArray,
+                      columns: IntArray, counts: IntArray, births: IntArray,
+                      ) -> tuple[IntArray, IntArray]:
         """Register ``counts[i]`` children per cell; returns (child indices, cell index)."""
         cell = np.repeat(np.arange(len(counts)), counts)
         ordinal = np.arange(cell.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        origin = np.broadcast_to(np.asarray(origins), counts.shape)[cell]
         ids = child_ids(origin, month, rows[cell], columns[cell], ordinal)
         zeros = np.zeros(cell.size, dtype=np.int64)
         children = self.children.append(id=ids, birth=births[cell], care_episodes=zeros,
@@ -767,9 +770,16 @@ class _ReplicateRun:
         at_home = ~in_care
         self._start_home_spells(children[at_home], np.zeros(at_home.sum()),
                                 column[at_home] - LAYOUT.home_start)
-        # base-year record: the stock-flow engine's convention applied to the drawn state
+        # base-year record: the stock-flow engine's convention applied to the drawn
+        # state, with placements as resolved by foster capacity (if any)
         state = np.zeros((AGE_ROWS, LAYOUT.size))
-        np.add.at(state, (rows[cell], column), 1.0 / self.scale)
+        np.add.at(state, (rows[cell][at_home], column[at_home]), 1.0 / self.scale)
+        e = self.episodes
+        placement_now = np.where(e["foster_from"] <= 0.0, FOSTER, e["placement"])
+        stage_now = np.where(e["stage_start"] <= 0.0, np.arange(N_CARE_STAGES),
+                             -1).max(axis=1)
+        care_column = LAYOUT.care(e["stream"], placement_now, stage_now)  # element-wise
+        np.add.at(state, (-e["birth"], care_column), 1.0 / self.scale)
         for source in (LAYOUT.population, LAYOUT.uasc_source, LAYOUT.cin_pool):
             state[:, source] = initial[:, source]
         base = self.model.base_rates
@@ -936,33 +946,32 @@ class _ReplicateRun:
         for end, payload in due_ends:
             _At(env, end - now, CHILD_EVENT, on_end, payload)
         model = self.model
-        rows = np.arange(AGE_ROWS)
-        zeros = np.zeros(AGE_ROWS, dtype=np.int64)
-        births = month - rows
-        # CIN pool entrants
-        counts = self._poisson_cells(ORIGIN_CIN, month, rows, zeros,
-                                     self.scale * model.pool.expected_entries[month])
-        children, cell = self._new_children(ORIGIN_CIN, month, rows, zeros, counts, births)
-        ids = self.children["id"][children]
-        uniforms = rng.keyed_uniforms(self.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
-        cin_start = model.pool.entry_times(month, rows[cell], uniforms)
-        # UASC arrivals: constant intensity within the month
-        counts = self._poisson_cells(ORIGIN_UASC, month, rows, zeros, self.scale
-                                     * model.uasc_arrivals[month] * MONTH_IN_YEARS)
-        uasc_children, cell = self._new_children(ORIGIN_UASC, month, rows, zeros, counts,
-                                                 births)
-        ids = self.children["id"][uasc_children]
-        uasc_start = month + rng.keyed_uniforms(self.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
+        # entrants from the CIN pool and UASC arrivals, one cell per (origin, age row)
+        origins = np.repeat([ORIGIN_CIN, ORIGIN_UASC], AGE_ROWS)
+        rows = np.tile(np.arange(AGE_ROWS), 2)
+        zeros = np.zeros(rows.size, dtype=np.int64)
+        means = self.scale * np.concatenate([
+            model.pool.expected_entries[month],
+            model.uasc_arrivals[month] * MONTH_IN_YEARS])  # constant within the month
+        counts = self._poisson_cells(origins, month, rows, zeros, means)
+        children, cell = self._new_children(origins, month, rows, zeros, counts,
+                                            month - rows)
+        uniforms = rng.keyed_uniforms(self.keys[STREAM_ENTRY_TIMES],
+                                      self.children["id"][children], 0, 1)[:, 0]
+        from_pool = origins[cell] == ORIGIN_CIN
+        start = month + uniforms
+        start[from_pool] = model.pool.entry_times(month, rows[cell][from_pool],
+                                                  uniforms[from_pool])
         # re-entries due this month (drawn when their home spell was drawn)
         due = self.pending_reentries.pop(month, [])
         again = np.array([c for c, _ in due], dtype=np.int64)
         again_start = np.array([t for _, t in due], dtype=float)
-        all_children = np.concatenate([children, uasc_children, again])
         self._start_episodes(
-            all_children, np.concatenate([cin_start, uasc_start, again_start]),
-            np.repeat([SOURCE_CIN, SOURCE_UASC, SOURCE_REENTRY],
-                      [len(children), len(uasc_children), len(again)]),
-            streams=np.repeat([0, UASC, 0], [len(children), len(uasc_children), len(again)]))
+            np.concatenate([children, again]), np.concatenate([start, again_start]),
+            np.concatenate([np.where(from_pool, SOURCE_CIN, SOURCE_UASC),
+                            np.full(again.size, SOURCE_REENTRY)]),
+            streams=np.concatenate([np.where(from_pool, 0, UASC),
+                                    np.zeros(again.size, dtype=np.int64)]))
         if self.family_help is not None:
             self.family_help.referrals(month)
         if month + 1 < model.n_months:

@@ -441,7 +441,7 @@ def _apply(lever: ResolvedLever, params: ModelParameters, year: int, out: _Combi
 def lever_effects(config: dict[str, Any], params: ModelParameters, year: int) -> LeverEffects:
     """Combined effect of every configured lever in ``year`` (neutral when none, and in
     and before the base year: the base year's data already contain past programmes)."""
-    levers = resolve_levers(config)
+    levers = resolve_levers(config, where=f"scenario '{config.get('name', '?')}'")
     if not levers or year <= params.base_year:
         return LeverEffects()
     combined = _Combined()
@@ -477,3 +477,26 @@ def describe_levers(config: dict[str, Any]) -> list[dict[str, Any]]:
                          "low": parameter.low, "high": parameter.high,
                          "unit": parameter.unit, "source": parameter.source})
     return rows
+
+
+def parameter_tables_markdown() -> str:
+    """The lever and unit-cost assumption tables as Markdown (pasted into
+    ``docs/levers.md``; a test keeps the two identical)."""
+    from sim.model.costs import COST_PARAMETERS, PRICE_BASE
+
+    lines: list[str] = []
+    for name, parameters in LEVER_PARAMETERS.items():
+        if not parameters:
+            continue
+        lines += ["", f"#### `{name}`", "",
+                  "| parameter | central | range | unit | source |", "|---|---:|---|---|---|"]
+        for key, p in parameters.items():
+            caveat = f" Caveat: {p.caveat}" if p.caveat else ""
+            lines.append(f"| `{key}` | {p.value:g} | {p.low:g} – {p.high:g} | {p.unit} | "
+                         f"{p.source}{caveat} |")
+    lines += ["", f"#### Unit costs ({PRICE_BASE})", "",
+              "| key | central | range | unit | source |", "|---|---:|---|---|---|"]
+    for key, c in COST_PARAMETERS.items():
+        lines.append(f"| `costs.{key}` | {c.value:,.6g} | {c.low:,.6g} – {c.high:,.6g} | "
+                     f"{c.unit} | {c.source} |")
+    return "\n".join(lines).strip() + "\n"

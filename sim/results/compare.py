@@ -212,6 +212,8 @@ def _format(value: object, column: str) -> str:
         return "–"
     if "_gbp_bn" in column:
         return f"{number:,.2f}"
+    if round(number) == 0:
+        return "0"  # not "-0" for float noise in a difference of equal runs
     return f"{number:,.0f}"
 
 

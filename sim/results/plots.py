@@ -42,6 +42,11 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
+def scenario_colors(results: Sequence[ScenarioResult]) -> dict[str, str]:
+    """One colour per scenario, the same in every chart of a report."""
+    return {r.name: f"C{i % 10}" for i, r in enumerate(results)}
+
+
 def _line(axis: plt.Axes, result: ScenarioResult, name: str, scale: float = 1.0,
           baseline: ScenarioResult | None = None, color: str | None = None) -> None:
     values = result.ds[name] if name != "cost_gbp_total" else result.ds["cost_gbp"].sum(
@@ -63,8 +68,9 @@ def _line(axis: plt.Axes, result: ScenarioResult, name: str, scale: float = 1.0,
 def trajectories(results: Sequence[ScenarioResult], path: Path) -> Path:
     """Children looked after at 31 March by scenario, with the review's reference points."""
     figure, axis = plt.subplots(figsize=(8, 4.6))
+    colors = scenario_colors(results)
     for result in results:
-        _line(axis, result, "looked_after")
+        _line(axis, result, "looked_after", color=colors[result.name])
     for year, value, label in REVIEW_LOOKED_AFTER:
         axis.scatter([year], [value], marker="x", color="black", zorder=3)
         axis.annotate(label, (year, value), textcoords="offset points", xytext=(-6, 6),
@@ -87,9 +93,10 @@ def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path) -
     if reference is None or len(results) < 2:
         return None
     figure, axis = plt.subplots(figsize=(8, 4.2))
+    colors = scenario_colors(results)
     for result in results:
         if result.name != baseline:
-            _line(axis, result, "looked_after", baseline=reference)
+            _line(axis, result, "looked_after", baseline=reference, color=colors[result.name])
     axis.axhline(0, color="grey", lw=0.8)
     axis.set_ylabel("children (baseline - scenario)")
     axis.set_xlabel("year ending 31 March")
@@ -105,8 +112,9 @@ def costs(results: Sequence[ScenarioResult], path: Path) -> Path | None:
     if not with_costs:
         return None
     figure, axis = plt.subplots(figsize=(8, 4.2))
+    colors = scenario_colors(results)
     for result in with_costs:
-        _line(axis, result, "cost_gbp_total", scale=1e9)
+        _line(axis, result, "cost_gbp_total", scale=1e9, color=colors[result.name])
     for year, value, label in REVIEW_COST_BN:
         axis.scatter([year], [value], marker="x", color="black", zorder=3)
         axis.annotate(label, (year, value), textcoords="offset points", xytext=(-6, -12),

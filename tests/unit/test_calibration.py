@@ -222,3 +222,13 @@ def test_uasc_arrivals_by_year(baseline_params: ModelParameters) -> None:
     assert other.sum() == pytest.approx(baseline_params.uasc_arrivals_per_year)
     # the schema default is not shared between loads (year tables merge in place)
     assert load_scenario(None).get("uasc.arrivals_by_year") == {}
+
+
+def test_layer_from_an_earlier_base_year_sets_it(tmp_path: Path) -> None:
+    result = calibrate(REPO / "scenarios/baseline.toml", DEFAULT_TARGETS, base_year=2018)
+    layer, _ = write_layer(result, tmp_path / "calibrated_2018.toml")
+    scenario = load_scenario(layer)
+    assert scenario.get("run.base_year") == 2018
+    dataset = simulate(scenario)
+    assert float(dataset["looked_after"].sel(year=2032)) == pytest.approx(
+        result.projected("looked_after", 2032), rel=1e-12)

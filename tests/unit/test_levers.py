@@ -285,3 +285,15 @@ def test_effects_are_finite_and_bounded_for_the_default_ranges() -> None:
         assert 0 <= effects.reentry_multiplier <= 1
         assert effects.reunification_multiplier >= 1
         assert math.isfinite(effects.sgo_cao_multiplier)
+
+
+def test_docs_tables_match_the_code() -> None:
+    """docs/levers.md carries the generated assumption tables unchanged."""
+    from pathlib import Path
+
+    from sim.model.levers import parameter_tables_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "levers.md"
+    assert parameter_tables_markdown() in docs.read_text(encoding="utf-8"), (
+        "regenerate the tables in docs/levers.md with "
+        "sim.model.levers.parameter_tables_markdown()")
