@@ -10,6 +10,8 @@ OUTPUTS := $(patsubst scenarios/%.toml,outputs/%.nc,$(SCENARIOS))
 SWEEPS := $(wildcard scenarios/sweeps/*.toml)
 SWEEP_SUMMARIES := $(patsubst scenarios/sweeps/%.toml,outputs/sweeps/%.csv,$(SWEEPS))
 SENSITIVITY := outputs/sensitivity/review-full.csv
+# Small matrices: threaded BLAS only slows the engines down (see sim/__init__.py).
+ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 SIM_SOURCES := $(shell find sim -name '*.py' -o -name '*.csv' -o -name '*.gz')
 
 .PHONY: run test bench lint install clean
@@ -40,10 +42,10 @@ outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
 		$(addprefix --sensitivity ,$(SENSITIVITY)) $(addprefix --sweep ,$(SWEEP_SUMMARIES))
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(ONE_THREAD) $(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(ONE_THREAD) $(PY) benchmarks/run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sim tests benchmarks
@@ -54,7 +56,6 @@ lint: $(STAMP)
 # One BLAS thread: the engine's matrices are small, and threads only contend.
 .PHONY: calibrate backtest
 BACKTEST_YEARS := 2014 2016 2018 2020
-ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 calibrate: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim calibrate --out scenarios/calibrated.toml \

@@ -714,9 +714,11 @@ class _ReplicateRun:
             "wait_start", "wait_end")}
         home = {name: self.home[name].copy() for name in ("child", "start", "end",
                                                             "outcome")}
+        pending = self.pending_samples or [0]
         return ReplicateResult(self.replicate, list(self.model.years), records, episodes,
                                home, self.heap_events, self.transitions,
-                               time.perf_counter() - start)
+                               time.perf_counter() - start,
+                               extra={"mean_pending_events": float(np.mean(pending))})
 
     def _poisson_cells(self, origins: int | IntArray, month: int, rows: IntArray,
                        columns: IntArray, means: Array) -> IntArray:
@@ -1015,10 +1017,13 @@ class _ReplicateRun:
         request = self.foster_requests.pop(episode, None)
         if request is None:
             return
-        if request.triggered:
+        waiting = np.isnan(self.episodes["wait_end"][episode]) and not np.isnan(
+            self.episodes["wait_start"][episode])
+        if request.triggered:  # holding a place (or granted at this very instant)
             self.foster.release(request)
         else:
             request.cancel()
+        if waiting:
             self._record_foster_wait(episode, self.env.now)
 
     # -- records -----------------------------------------------------------------
@@ -1187,7 +1192,8 @@ class _FamilyHelp:
         self.referred[max(1, math.ceil(now / MONTHS_PER_YEAR))] += 1
         request = self.resource.request()
         self.request[client] = request
-        if request.triggered:
+        if request.triggered:  # a free place: no wait to record
+            self.wait_from[client] = math.nan
             self._start_help(client)
         else:
             request.callbacks.append(partial(self._granted, client))
@@ -1202,9 +1208,10 @@ class _FamilyHelp:
         now = run.env.now
         year = max(1, math.ceil(now / MONTHS_PER_YEAR))
         self.helped[year] += 1
-        self.waits[year][0] += now - self.wait_from[client]
-        self.waits[year][1] += 1
-        self.wait_from[client] = math.nan
+        if not math.isnan(self.wait_from[client]):
+            self.waits[year][0] += now - self.wait_from[client]
+            self.waits[year][1] += 1
+            self.wait_from[client] = math.nan
         self._switch(client, self.HELPED)
         help_ends = now - self.mean_help_months * math.log(self.draws[client][2])
         if help_ends < run.model.n_months:
@@ -1223,9 +1230,9 @@ class _FamilyHelp:
     def _on_leaving(self, event: _At) -> None:
         run = self.run
         client, version, month = event.payload
+        run.heap_events += 1
         if version != self.version[client]:
             return  # superseded by a change of hazard
-        run.heap_events += 1
         now = run.env.now
         self.left_at[client] = now
         request = self.request[client]

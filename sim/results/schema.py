@@ -61,15 +61,15 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "foster_waiting": ((), "children", "children in care waiting for a foster place at 31 "
                        "March, placed meanwhile in capacity.foster_overflow_placement "
                        "(only with capacity.foster_places)"),
-    "foster_wait_months": ((), "months", "mean wait of the waits for a foster place that "
-                           "ended during the year (place found, or left care while "
-                           "waiting); NaN if none"),
+    "foster_wait_months": ((), "months", "mean wait of the children who had to wait for "
+                           "a foster place and whose wait ended during the year (place "
+                           "found, or left care while waiting); NaN if none"),
     "family_help_waiting": ((), "children", "children referred for family help and still "
                             "waiting for a place at 31 March (only with "
                             "capacity.family_help_places)"),
-    "family_help_wait_months": ((), "months", "mean wait of the waits for family help that "
-                                "ended during the year (help started, or left the CIN pool "
-                                "while waiting); NaN if none"),
+    "family_help_wait_months": ((), "months", "mean wait of the children who had to wait "
+                                "for family help and whose wait ended during the year (help "
+                                "started, or left the CIN pool while waiting); NaN if none"),
     # added after the run by sim.model.costs.add_costs (engine-independent)
     "cost_gbp": (("cost_component",), f"GBP per year ({PRICE_BASE})",
                  "children's social care cost in the year by component: placements "

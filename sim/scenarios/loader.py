@@ -249,7 +249,12 @@ def load_scenario(path: str | Path | None, overrides: list[str] | None = None) -
         raise InputError(f"{where}: key 'run.base_year' = {base_year} is outside the data "
                          f"({schema.FIRST_BASE_YEAR}-{schema.LAST_DATA_YEAR})")
     _check_cross_fields(where, config)
-    name = config.get("name") or (path.stem if path is not None else "defaults")
+    # The name is never inherited: a scenario that extends baseline.toml without a
+    # name of its own must not write over outputs/baseline.nc.
+    own = layers[-1][1] if layers and layers[-1][0] != "--set" else (
+        layers[-2][1] if len(layers) > 1 else {})
+    name = (set_layer.get("name") or own.get("name")
+            or (path.stem if path is not None else "defaults"))
     config["name"] = name
     config.pop("extends", None)
     return Scenario(name=name, path=path, config=config,

@@ -12,7 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.model.capacity import CAPACITY_FIELDS
-from sim.model.levers import COST_FIELDS, LEVER_NAMES, LEVER_TABLE_FIELDS
+from sim.model.levers import (
+    COST_FIELDS,
+    LEVER_NAMES,
+    LEVER_TABLE_FIELDS,
+    check_lever_config,
+)
 from sim.scenarios.fields import Field
 
 FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
@@ -134,4 +139,4 @@ TABLE_SECTIONS: dict[str, dict[str, Field]] = {"levers": LEVER_TABLE_FIELDS}
 TABLE_NAMES: dict[str, tuple[str, ...]] = {"levers": LEVER_NAMES}
 
 # Checks across keys, run after all layers are merged: f(where, config) raises InputError.
-CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = []
+CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = [check_lever_config]

@@ -142,3 +142,11 @@ def test_cli_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_unknown_option_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "scenarios/baseline.toml", "--frobnicate"]) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_name_is_not_inherited(tmp_path: Path) -> None:
+    write(tmp_path, "parent.toml", 'name = "parent"\n')
+    child = write(tmp_path, "child.toml", 'extends = "parent.toml"\n')
+    assert load_scenario(child).name == "child"
+    assert load_scenario(child, ['name="renamed"']).name == "renamed"
+    assert load_scenario(tmp_path / "parent.toml").name == "parent"
