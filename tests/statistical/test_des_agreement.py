@@ -133,3 +133,21 @@ def test_a_hazard_10_percent_off_is_rejected(baseline_params: ModelParameters,
     agreement = compare(des.run(baseline_params, scenario.config), stockflow_baseline)
     assert not agreement.accepted, agreement.report()
     assert agreement.z["ceased[adoption]"].min() > agreement.bound  # every year
+
+
+@pytest.mark.slow
+def test_children_followed_for_family_help_keep_the_pool_hazards(
+        baseline_params: ModelParameters, stockflow_baseline: xr.Dataset) -> None:
+    """Half the CIN referrals followed one by one (family-help capacity on, places never
+    short, no effect): every child switches hazard at the start and end of help, the
+    unused clock carries over, and the mean must still be the stock-flow trajectory.
+    Slow (about 40 s on 2 cores): children in the followed pool are handled one at a
+    time."""
+    scenario = load_scenario("scenarios/baseline.toml", [
+        "run.population_scale=0.005", "run.replicates=100",
+        "capacity.family_help_places=10000000", "capacity.family_help_entry_effect=0.0",
+        "capacity.family_help_referral_share=0.5"])
+    ds = des.run(baseline_params, scenario.config)
+    assert float(ds["family_help_served"].isel(year=slice(1, None)).min()) > 0
+    agreement = compare(ds, stockflow_baseline)
+    assert agreement.accepted, agreement.report()
