@@ -110,6 +110,9 @@ REASON_OF_ROUTE = np.array([spec.CEASED_REASONS.index(r) for r in spec.EXIT_ROUT
 RETURNED_HOME = spec.CEASED_REASONS.index("returned_home")
 TURNED_18 = spec.CEASED_REASONS.index("turned_18")
 STILL_IN_CARE = -1  # episode not ended by the horizon
+# state-matrix column of each (stream, placement, stage), from the model's own layout
+CARE_COLUMN = np.array([[[LAYOUT.care(g, p, k) for k in range(N_CARE_STAGES)]
+                         for p in range(N_PLACEMENTS)] for g in range(N_STREAMS)])
 
 # Where an episode started (``started`` counts all but INITIAL).
 SOURCE_INITIAL, SOURCE_CIN, SOURCE_UASC, SOURCE_REENTRY = 0, 1, 2, 3
@@ -151,7 +154,7 @@ def child_ids(origin: int | IntArray, month: int | IntArray, row: int | IntArray
     month_u, row_u, column_u, ordinal_u = parts
     ids = np.asarray(origin, dtype=np.uint64) << np.uint64(51)
     ids = ids | (month_u << np.uint64(39)) | (row_u << np.uint64(31))
-    return ids | (column_u << np.uint64(24)) | ordinal_u
+    return np.asarray(ids | (column_u << np.uint64(24)) | ordinal_u, dtype=np.uint64)
 
 
 def _year_of_time(times: Array) -> IntArray:
@@ -161,6 +164,10 @@ def _year_of_time(times: Array) -> IntArray:
     birthday on 31 March is counted in the year ending that day.
     """
     return np.ceil(np.asarray(times) / MONTHS_PER_YEAR).astype(np.int64)
+
+
+def _counts(values: IntArray, size: int) -> Array:
+    return np.bincount(values, minlength=size).astype(np.float64)
 
 
 def _phi(x: Array) -> Array:
@@ -292,7 +299,8 @@ class PhaseChain:
         year = np.minimum(months // MONTHS_PER_YEAR, n_years - 1)
         band = BAND_OF_AGE_ROW[np.clip(months - births, 0, AGE_ROWS - 1)]
         cumulative = self.choice_cumulative[stage, groups, year, band]  # (n, choices)
-        return (uniforms[:, None] > cumulative[:, :-1]).sum(axis=1)
+        above = np.asarray(uniforms[:, None] > cumulative[:, :-1])
+        return np.asarray(above.sum(axis=1), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -757,10 +765,9 @@ class _ReplicateRun:
         """Children in care and at home on 31 March of the base year, drawn cell by cell
         (Poisson with mean scale x expected count) from ``params.initial_state``."""
         initial = self.model.params.initial_state
-        rows, columns = np.meshgrid(np.arange(AGE_ROWS),
-                                    np.arange(LAYOUT.care_start, LAYOUT.counter_start),
-                                    indexing="ij")
-        rows, columns = rows.ravel(), columns.ravel()
+        grid = np.meshgrid(np.arange(AGE_ROWS),
+                           np.arange(LAYOUT.care_start, LAYOUT.counter_start), indexing="ij")
+        rows, columns = grid[0].ravel(), grid[1].ravel()
         counts = self._poisson_cells(ORIGIN_INITIAL, 0, rows, columns,
                                      self.scale * initial[rows, columns])
         children, cell = self._new_children(ORIGIN_INITIAL, 0, rows, columns, counts,
@@ -785,7 +792,7 @@ class _ReplicateRun:
         placement_now = np.where(e["foster_from"] <= 0.0, FOSTER, e["placement"])
         stage_now = np.where(e["stage_start"] <= 0.0, np.arange(N_CARE_STAGES),
                              -1).max(axis=1)
-        care_column = LAYOUT.care(e["stream"], placement_now, stage_now)  # element-wise
+        care_column = CARE_COLUMN[e["stream"], placement_now, stage_now]
         np.add.at(state, (-e["birth"], care_column), 1.0 / self.scale)
         for source in (LAYOUT.population, LAYOUT.uasc_source, LAYOUT.cin_pool):
             state[:, source] = initial[:, source]
@@ -1063,10 +1070,9 @@ class _ReplicateRun:
             served = self.family_help.helped[year] * inverse
         record: dict[str, Array] = {
             "looked_after": np.array(looked_after),
-            "looked_after_by_age": np.bincount(band, minlength=N_BANDS) * inverse,
-            "looked_after_by_placement": np.bincount(placement, minlength=N_PLACEMENTS)
-            * inverse,
-            "looked_after_by_stage": np.bincount(stage, minlength=N_CARE_STAGES) * inverse,
+            "looked_after_by_age": _counts(band, N_BANDS) * inverse,
+            "looked_after_by_placement": _counts(placement, N_PLACEMENTS) * inverse,
+            "looked_after_by_stage": _counts(stage, N_CARE_STAGES) * inverse,
             "looked_after_uasc": np.array((stream == UASC).sum() * inverse),
             "started": np.array(started_by_band.sum()),
             "started_by_age": started_by_band,
