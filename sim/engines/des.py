@@ -115,11 +115,11 @@ CARE_COLUMN = np.array([[[LAYOUT.care(g, p, k) for k in range(N_CARE_STAGES)]
                          for p in range(N_PLACEMENTS)] for g in range(N_STREAMS)])
 
 # Where an episode started (``started`` counts all but INITIAL).
-SOURCE_INITIAL, SOURCE_CIN, SOURCE_UASC, SOURCE_REENTRY = 0, 1, 2, 3
+SOURCE_INITIAL, SOURCE_CIN, SOURCE_UASC, SOURCE_REENTRY, SOURCE_BIRTH = 0, 1, 2, 3, 4
 # How a home spell ended.
 HOME_COMPLETED, HOME_REENTERED, HOME_AGED_OUT, HOME_STILL_AT_HOME = 0, 1, 2, 3
 # Origins of child ids (see child_ids).
-ORIGIN_INITIAL, ORIGIN_CIN, ORIGIN_UASC, ORIGIN_FAMILY_HELP = 0, 1, 2, 3
+ORIGIN_INITIAL, ORIGIN_CIN, ORIGIN_UASC, ORIGIN_FAMILY_HELP, ORIGIN_BIRTH = 0, 1, 2, 3, 4
 
 # Event priorities at equal times: children first, then the 31 March snapshot (after
 # every 18th birthday at that instant, as the stock-flow engine ages before it
@@ -986,11 +986,35 @@ class _ReplicateRun:
                             np.full(again.size, SOURCE_REENTRY)]),
             streams=np.concatenate([np.where(from_pool, 0, UASC),
                                     np.zeros(again.size, dtype=np.int64)]))
+        self._enter_at_birth(month)
         if self.family_help is not None:
             self.family_help.referrals(month)
         if month + 1 < model.n_months:
             self.at(month + 1.0, MONTH_START, self._on_month_start, month + 1)
         self.pending_samples.append(self.scheduled_events - self.heap_events)
+
+    def _enter_at_birth(self, month: int) -> None:
+        """Babies coming into care at birth at the end of ``month``: the stock-flow
+        engine puts them into the newborn cohort after the month's ageing, with this
+        month's rates, and counts them in this month's flows; here they are born and
+        start care at that boundary (before any 31 March snapshot there)."""
+        model = self.model
+        rates = model.rates[month // MONTHS_PER_YEAR]
+        cell = np.zeros(1, dtype=np.int64)
+        mean = np.array([self.scale * rates.birth_entry_share
+                         * rates.population_by_age_month[0]])
+        count = self._poisson_cells(ORIGIN_BIRTH, month, cell, cell, mean)
+        if count[0] == 0:
+            return
+        newborns, _ = self._new_children(ORIGIN_BIRTH, month, cell, cell, count,
+                                         np.array([month + 1]))
+        uniforms = rng.keyed_uniforms(self.keys[STREAM_ENTRY_TIMES],
+                                      self.children["id"][newborns], 0, 1)[:, 0]
+        cumulative = model.placement_cumulative[month // MONTHS_PER_YEAR, 0]
+        placements = (uniforms[:, None] > cumulative[None, :-1]).sum(axis=1)
+        self._start_episodes(newborns, np.full(newborns.size, month + 1.0), SOURCE_BIRTH,
+                             streams=np.zeros(newborns.size, dtype=np.int64),
+                             placements=placements)
 
     def _on_year_end(self, event: _At) -> None:
         """31 March: snapshot the stocks and close the year's flows."""

@@ -96,9 +96,19 @@ class YearTally:
     turned_18_by_stream: Array  # (streams,)
 
 
+_BIRTH_COUNTER = spec.COUNTERS.index("started_at_birth")
+
+
 def _exogenous(x: Array, rates: YearRates) -> None:
     x[:, L.population] = rates.population_by_age_month
     x[:, L.uasc_source] = rates.uasc_arrivals_by_age_month
+
+
+def _enter_at_birth(x: Array, rates: YearRates) -> float:
+    """Put the newborn cohort's entries at birth into care (row 0); return how many."""
+    entering = rates.birth_entry_share * x[0, L.population]
+    x[0, _CARE_INDEX[0, :, 0]] = entering * rates.placement_mix[0]
+    return float(entering)
 
 
 def advance_year(x: Array, rates: YearRates, steps_per_month: int = 1,
@@ -121,7 +131,11 @@ def advance_year(x: Array, rates: YearRates, steps_per_month: int = 1,
             turned_18 += x[-1, CARE].reshape(len(spec.STREAMS), n_care_per_stream).sum(1)
             x[1:] = x[:-1]
             x[0] = 0.0
-        _exogenous(x, rates)
+            _exogenous(x, rates)
+            # counted in this month's flows, so the stock identity holds every year
+            counters[0, _BIRTH_COUNTER] += _enter_at_birth(x, rates)
+        else:
+            _exogenous(x, rates)
     # 12 * steps_per_month swaps is even, so the caller's array holds the result.
     return YearTally(counters, turned_18)
 
@@ -148,6 +162,39 @@ def care_stock(x: Array) -> Array:
     return band_sums(x[:, CARE]).reshape(shape)
 
 
+def _hat_basis() -> Array:
+    """Piecewise-linear hat functions in age with knots at the band midpoints (flat
+    beyond the first and last knot): (rows, bands), rows sum to 1."""
+    knots = np.array([(s + e - 1) / 2 for s, e in BAND_ROWS])
+    ages = np.arange(N_AGE, dtype=float)
+    basis = np.zeros((N_AGE, len(knots)))
+    for j in range(len(knots)):
+        unit = np.zeros(len(knots))
+        unit[j] = 1.0
+        basis[:, j] = np.interp(ages, knots, unit)
+    return basis
+
+
+_HAT_BASIS = _hat_basis()
+
+
+def smooth_band_factors(by_row: Array, targets: Array) -> Array | None:
+    """Scaling factor per month of age, piecewise-linear between band midpoints, such
+    that each band's scaled total equals its target.  Smooth factors avoid steps in the
+    age profile at band edges (a step would travel up the ages and show three years
+    later as a dip in children leaving at 18).  None if no positive solution exists."""
+    present = band_sums(by_row[:, None])[:, 0] > 0
+    if not present.all():
+        return None
+    design = band_sums(_HAT_BASIS * by_row[:, None])  # (bands, knots)
+    try:
+        knot_values = np.linalg.solve(design, targets)
+    except np.linalg.LinAlgError:
+        return None
+    row_factor = _HAT_BASIS @ knot_values
+    return row_factor if np.all(row_factor > 0) else None
+
+
 def scale_to_observed(x: Array, params: ModelParameters) -> Array:
     """Scale an equilibrium state so the stock by age band and stream, the CIN pool
     and the totals equal the published 31 March figures (in place; returns ``x``)."""
@@ -157,10 +204,13 @@ def scale_to_observed(x: Array, params: ModelParameters) -> Array:
     modelled = stock.sum(axis=(2, 3))
     factor = np.divide(targets, modelled, out=np.zeros_like(targets), where=modelled > 0)
     per_stream = N_PLACEMENTS * N_STAGES
-    for b, (start, stop) in enumerate(BAND_ROWS):
-        for g in range(len(spec.STREAMS)):
-            cols = slice(L.care_start + g * per_stream, L.care_start + (g + 1) * per_stream)
-            x[start:stop, cols] *= factor[b, g]
+    for g in range(len(spec.STREAMS)):
+        cols = slice(L.care_start + g * per_stream, L.care_start + (g + 1) * per_stream)
+        by_row = x[:, cols].sum(axis=1)
+        row_factor = smooth_band_factors(by_row, targets[:, g])
+        if row_factor is None:  # fall back to one factor per band
+            row_factor = np.repeat(factor[:, g], [e - s for s, e in BAND_ROWS])
+        x[:, cols] *= row_factor[:, None]
     non_uasc_factor = targets[:, 0].sum() / max(modelled[:, 0].sum(), 1e-300)
     x[:, HOME] *= non_uasc_factor  # ASSUMPTION: returned-home stock scales with care
     pool = x[:, L.cin_pool].sum()
@@ -177,6 +227,8 @@ def instantaneous_flows(x: Array, rates: YearRates) -> YearTally:
     generators = build_generators(rates)
     for b, (start, stop) in enumerate(BAND_ROWS):
         counters[b] = (x[start:stop] @ generators[b])[:, COUNTERS].sum(0)
+    counters[0, _BIRTH_COUNTER] = (rates.birth_entry_share * rates.population_by_age_month[0]
+                                   * spec.MONTHS_PER_YEAR)
     n_care_per_stream = N_PLACEMENTS * N_STAGES
     turned_18 = (x[-1, CARE].reshape(len(spec.STREAMS), n_care_per_stream).sum(1)
                  * spec.MONTHS_PER_YEAR)
@@ -192,7 +244,8 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
         c["ceased_returned_home"].sum(), c["ceased_adoption"].sum(),
         c["ceased_sgo_cao"].sum(), tally.turned_18_by_stream.sum(),
         c["ceased_other"].sum()])
-    started_by_band = c["started_from_cin"] + c["started_uasc"] + c["reentered"]
+    started_by_band = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
+                       + c["started_at_birth"])
     looked_after = stock.sum()
     pool = x[:, L.cin_pool].sum()
     return {

@@ -390,6 +390,7 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
         cin_closure_rate_per_year=closure,
         cin_pool_base=pool,
         entry_rate_per_year=starts_non_uasc / (pool * _band_shares(population)),
+        birth_entry_share=0.0,
         exit_rate_per_year=exits_route_band / non_uasc_stock[None, :],
         stage_exit_multiplier=multipliers,
         reentry_rate_per_year=reentry,
@@ -405,30 +406,72 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
         uasc_base_by_band=uasc_stock,
         sources=sources,
     )
-    # Fixed point: hazards per duration-weighted stock and entries net of modelled
-    # re-entries both depend on the model's own age x stage structure.
+    # Entries at birth: the share of births entering care at birth is the one value
+    # for which the model's under-1 stock per under-1 start matches the published
+    # ratio (relative to all ages).  Found by root-finding; each trial runs the fixed
+    # point below.
+    births = population[0]
+    largest_share = 0.98 * starts_non_uasc[0] / births
+
+    def mismatch(share: float) -> float:
+        return _fit_structure(params, config, share, exits_route_band, starts_non_uasc,
+                              pool)[1]
+
+    low, high = mismatch(0.0), mismatch(largest_share)
+    if low * high < 0:
+        share = float(scipy.optimize.brentq(mismatch, 0.0, largest_share,
+                                            xtol=1e-7, rtol=1e-6))
+    else:  # no exact match: the end that comes closest
+        share = 0.0 if abs(low) <= abs(high) else largest_share
+    params = _fit_structure(params, config, share, exits_route_band, starts_non_uasc,
+                            pool)[0]
+    rates = stockflow.year_rates(params, config, year)
+    params = replace(params, initial_state=stockflow.scale_to_observed(
+        stockflow.equilibrium_state(rates), params))
+    params.check_bounds()
+    return params
+
+
+def _fit_structure(params: ModelParameters, config: dict[str, Any], birth_share: float,
+                   exits_route_band: Array, starts_non_uasc: Array,
+                   pool: float) -> tuple[ModelParameters, float]:
+    """Fixed point for a given share of births entering care at birth.
+
+    Hazards are per duration-weighted stock, entries are net of modelled re-entries
+    and entries at birth, and the referral rate makes the equilibrium pool equal the
+    published one: all three depend on the model's own age x stage structure, so they
+    are iterated with the engine's equilibrium state.  Returns the parameters and the
+    log mismatch between the under-1 band's scaling factor and the all-ages factor
+    (zero when the model's infant share of the stock is right).
+    """
+    from sim.engines import stockflow
+
+    params = replace(params, birth_entry_share=birth_share)
+    at_birth = np.zeros(len(BANDS))
+    at_birth[0] = birth_share * params.population_by_age[0]
+    targets = params.looked_after_base_by_band - params.uasc_base_by_band
+    equilibrium_stock = targets
     for _ in range(FIXED_POINT_ITERATIONS):
-        rates = stockflow.year_rates(params, config, year)
+        rates = stockflow.year_rates(params, config, params.base_year)
         x = stockflow.equilibrium_state(rates)
-        # The equilibrium pool is proportional to the referral rate: set it so the
-        # pool equals the published one (the pool is stationary in the base year).
-        referral = params.referral_rate_per_child_year * pool / x[:, spec.LAYOUT.cin_pool].sum()
+        equilibrium_stock = stockflow.care_stock(x)[:, 0].sum(axis=(1, 2))
+        # The equilibrium pool is proportional to the referral rate.
+        referral = (params.referral_rate_per_child_year * pool
+                    / x[:, spec.LAYOUT.cin_pool].sum())
         x = stockflow.scale_to_observed(x, params)
         stock = stockflow.care_stock(x)[:, 0]  # (bands, placements, stages), non-UASC
         weighted = (stock.sum(axis=1) * params.stage_exit_multiplier[None, :]).sum(axis=1)
         flows = stockflow.instantaneous_flows(x, rates).counters_by_band
         reentries = flows[:, spec.COUNTERS.index("reentered")]
         pool_by_band = stockflow.band_sums(x)[:, spec.LAYOUT.cin_pool]
-        from_pool = np.clip(starts_non_uasc - reentries, 0.0, None)
+        from_pool = np.clip(starts_non_uasc - reentries - at_birth, 0.0, None)
         params = replace(params,
                          exit_rate_per_year=exits_route_band / weighted[None, :],
                          entry_rate_per_year=from_pool / pool_by_band,
                          referral_rate_per_child_year=referral)
-    rates = stockflow.year_rates(params, config, year)
-    params = replace(params, initial_state=stockflow.scale_to_observed(
-        stockflow.equilibrium_state(rates), params))
-    params.check_bounds()
-    return params
+    mismatch = (np.log(targets[0] / equilibrium_stock[0])
+                - np.log(targets.sum() / equilibrium_stock.sum()))
+    return params, float(mismatch)
 
 
 def _band_shares(population: Array) -> Array:

@@ -42,6 +42,11 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {
         "per CIN-pool child per year, by age band", 0, 5,
         "(started_during_year__age__* - UASC starts - modelled re-entries) / CIN pool in band;"
         " pool split by age in proportion to the child population (ASSUMPTION)"),
+    "birth_entry_share": ParameterInfo(
+        "share of births", 0, 0.05,
+        "set so the model's under-1 stock per under-1 start equals the published ratio "
+        "(looked_after_31_march__age__under_1 / started_during_year__age__under_1): "
+        "babies who come into care at birth (pre-birth proceedings)"),
     "exit_rate_per_year": ParameterInfo(
         "per child in care per year, by route x age band", 0, 20,
         "ceased_during_year__reason__* and __age__* combined by iterative proportional "
@@ -91,6 +96,7 @@ class ModelParameters:
     cin_closure_rate_per_year: float
     cin_pool_base: float
     entry_rate_per_year: Array  # (bands,)
+    birth_entry_share: float  # share of births entering care at birth
     exit_rate_per_year: Array  # (routes, bands), non-UASC, duration-weighted
     stage_exit_multiplier: Array  # (stages,)
     reentry_rate_per_year: Array  # (home stages,)

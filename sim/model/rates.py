@@ -27,6 +27,7 @@ class YearRates:
     referral_rate: float  # pool entries per child in the population per year
     cin_closure_rate: float
     entry_rate: Array  # (bands,) per pool child per year
+    birth_entry_share: float  # share of each newborn cohort entering care at birth
     exit_rate: Array  # (streams, bands, stages, routes)
     stage_progress_rate: Array  # (stages,) 1 / mean stage length; 0 for the last
     home_stage_rate: Array  # (home stages,)
@@ -73,11 +74,11 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
 
     trends = config["trends"]
     change_year = trends["trend_change_year"]
-    entry = (params.entry_rate_per_year
-             * trend_factor(params.entry_trend_per_year, params, year)
+    entry_scale = (trend_factor(params.entry_trend_per_year, params, year)
              * trend_change_factor(trends["entry_trend_change_per_year"], change_year,
                                    params, year)
-             * multipliers["entry_multiplier"] * effects.entry_multiplier)
+                   * multipliers["entry_multiplier"] * effects.entry_multiplier)
+    entry = params.entry_rate_per_year * entry_scale
 
     route_multiplier = np.array([
         multipliers["reunification_multiplier"] * effects.reunification_multiplier,
@@ -118,6 +119,7 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         cin_closure_rate=(params.cin_closure_rate_per_year
                           * multipliers["cin_closure_multiplier"]),
         entry_rate=entry,
+        birth_entry_share=min(params.birth_entry_share * entry_scale, 1.0),
         exit_rate=exit_rate,
         stage_progress_rate=stage_progress,
         home_stage_rate=home_rate,

@@ -111,6 +111,7 @@ COUNTERS: tuple[str, ...] = (
     "ceased_other",
     "cin_referrals",
     "cin_closures",
+    "started_at_birth",
 )
 
 
