@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SCENARIOS := $(wildcard scenarios/*.toml)
+LAYERS := $(wildcard scenarios/layers/*.toml)
 OUTPUTS := $(patsubst scenarios/%.toml,outputs/%.nc,$(SCENARIOS))
 # Sweeps expand into many runs, so they live in their own folder (not scenarios/*.toml).
 SWEEPS := $(wildcard scenarios/sweeps/*.toml)
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # Every scenario depends on all scenario files (they extend each other) and the code.
-outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim run $< --out $@ --quiet
 
 outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
@@ -58,9 +59,9 @@ lint: $(STAMP)
 BACKTEST_YEARS := 2014 2016 2018 2020
 
 calibrate: $(STAMP)
-	$(ONE_THREAD) $(PY) -m sim calibrate --out scenarios/calibrated.toml \
+	$(ONE_THREAD) $(PY) -m sim calibrate --scenario scenarios/uncalibrated.toml --out scenarios/layers/calibrated.toml \
 		--report-dir outputs/calibration
-	$(ONE_THREAD) $(PY) -m sim calibrate --targets sim/calibration/targets_review.toml \
+	$(ONE_THREAD) $(PY) -m sim calibrate --scenario scenarios/uncalibrated.toml --targets sim/calibration/targets_review.toml \
 		--out outputs/calibration_review/calibrated_review.toml --name calibrated-review \
 		--report-dir outputs/calibration_review
 

@@ -37,6 +37,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ds, nc_path, csv_path = run_to_file(
         scenario, out=args.out, engine=args.engine, replicates=args.replicates,
         seed=args.seed, progress=not args.quiet)
+    if str(ds.attrs.get("capacity", "")).startswith("ignored"):
+        print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
         from sim.results.summary import write_quantiles
 

@@ -52,6 +52,9 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     if engine == "stockflow":
         ds = project_stockflow(params, config)
         used_seed = None
+        if config["capacity"]["foster_places"] or config["capacity"]["family_help_places"]:
+            ds.attrs["capacity"] = ("ignored: the stock-flow engine has no queues; run "
+                                    "with --engine des to apply [capacity]")
     elif engine == "des":
         from sim.engines import des
 

@@ -36,7 +36,7 @@ from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
 from sim.run import run_to_file
-from sim.scenarios.loader import Scenario, load_scenario
+from sim.scenarios.loader import Scenario, load_scenario, toml_value
 
 SWEEP_KEYS = ("key", "values", "baseline", "label")
 # Keys that do not change estimated parameters: their runs share one estimation.
@@ -59,20 +59,6 @@ class Sweep:
     runs: list[tuple[float, Scenario]] = field(default_factory=list)
 
 
-def _toml_inline(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_inline(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_inline(v)}' for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[str]:
     """Nested tables -> ``a.b.c=value`` items; year tables stay whole (one value)."""
     items = []
@@ -81,7 +67,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, dict) and value and not all(str(k).isdigit() for k in value):
             items.extend(_flatten(value, path + "."))
         else:
-            items.append(f"{path}={_toml_inline(value)}")
+            items.append(f"{path}={toml_value(value)}")
     return items
 
 
@@ -149,10 +135,10 @@ def expand(sweep: Sweep) -> list[tuple[float, Scenario]]:
             swept = {year: amount * value / total for year, amount in current.items()}
         else:
             swept = value
-        items = [*sweep.overrides, f"{sweep.key}={_toml_inline(swept)}",
-                 f"name={_toml_inline(_run_name(sweep, value))}"]
+        items = [*sweep.overrides, f"{sweep.key}={toml_value(swept)}",
+                 f"name={toml_value(_run_name(sweep, value))}"]
         if sweep.description:
-            items.append(f"description={_toml_inline(sweep.description)}")
+            items.append(f"description={toml_value(sweep.description)}")
         try:
             runs.append((value, load_scenario(sweep.base, items)))
         except InputError as exc:

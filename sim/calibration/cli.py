@@ -57,15 +57,15 @@ def register(subparsers: Any) -> None:
     """Add ``calibrate`` and ``backtest`` to ``cicsim``."""
     calibrate = subparsers.add_parser(
         "calibrate", help="fit trend parameters to the published history; write "
-        "scenarios/calibrated.toml, its uncertainty and a fit report")
+        "scenarios/layers/calibrated.toml, its uncertainty and a fit report")
     calibrate.add_argument("--targets", default=str(DEFAULT_TARGETS),
                            help="targets TOML (default: history only; "
                            "sim/calibration/targets_review.toml adds the review's figures)")
-    calibrate.add_argument("--scenario", default="scenarios/baseline.toml",
+    calibrate.add_argument("--scenario", default="scenarios/uncalibrated.toml",
                            help="scenario the calibrated layer extends")
     calibrate.add_argument("--base-year", type=int, default=None,
                            help="last year of data used (default: the scenario's)")
-    calibrate.add_argument("--out", default="scenarios/calibrated.toml",
+    calibrate.add_argument("--out", default="scenarios/layers/calibrated.toml",
                            help="calibrated scenario layer to write")
     calibrate.add_argument("--name", default="calibrated", help="scenario name in the layer")
     calibrate.add_argument("--report-dir", default="outputs/calibration",
@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
     backtest.add_argument("--horizon", type=int, default=None,
                           help="years to project (default: to the last data year)")
     backtest.add_argument("--targets", default=str(DEFAULT_TARGETS))
-    backtest.add_argument("--scenario", default="scenarios/baseline.toml")
+    backtest.add_argument("--scenario", default="scenarios/uncalibrated.toml")
     backtest.add_argument("--out-dir", default="outputs/backtest")
     backtest.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     backtest.set_defaults(func=_cmd_backtest)

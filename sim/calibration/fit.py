@@ -27,7 +27,7 @@ from sim.calibration.targets import DEFAULT_TARGETS, TargetSet, load_targets
 from sim.model.parameters import Array
 from sim.scenarios.loader import load_scenario
 
-DEFAULT_SCENARIO = Path("scenarios/baseline.toml")
+DEFAULT_SCENARIO = Path("scenarios/uncalibrated.toml")
 
 
 @dataclass

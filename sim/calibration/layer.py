@@ -1,8 +1,8 @@
 """Write the calibrated scenario layer and its parameter uncertainty; sample from it.
 
-The layer (``scenarios/calibrated.toml``) is an ordinary scenario that ``extends`` the
+The layer (``scenarios/layers/calibrated.toml``) is an ordinary scenario that ``extends`` the
 scenario calibration started from, and sets only the carried-forward trend keys, so
-``cicsim run scenarios/calibrated.toml`` reproduces the calibrated do-nothing projection
+``cicsim run scenarios/layers/calibrated.toml`` reproduces the calibrated do-nothing projection
 and other scenarios can extend it.  Provenance is in its TOML comments.
 
 The uncertainty file beside it (``calibrated.uncertainty.json``) holds the mean and
@@ -31,7 +31,7 @@ from sim.model.parameters import Array
 from sim.provenance import REPO_ROOT, git_commit
 from sim.scenarios import schema
 
-DEFAULT_LAYER = REPO_ROOT / "scenarios" / "calibrated.toml"
+DEFAULT_LAYER = REPO_ROOT / "scenarios" / "layers" / "calibrated.toml"
 
 
 def uncertainty_path(layer_path: str | Path) -> Path:
@@ -189,7 +189,7 @@ def sample_parameter_sets(n: int, seed: int,
     """``n`` parameter sets drawn from the calibrated uncertainty, as ``--set``-style
     overrides (``{"trends.entry_trend_per_year": -0.012, ...}``), reproducible by seed.
 
-    Use with ``load_scenario("scenarios/calibrated.toml", as_set_arguments(d))``: each set
+    Use with ``load_scenario("scenarios/layers/calibrated.toml", as_set_arguments(d))``: each set
     replaces only the calibrated keys, so scenarios extending the layer keep their own
     settings.
     """

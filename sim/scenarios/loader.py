@@ -261,7 +261,8 @@ def load_scenario(path: str | Path | None, overrides: list[str] | None = None) -
                     layers=[label for label, _ in layers], origin=origin)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One value as TOML text (inline tables for dicts)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -269,9 +270,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
@@ -283,7 +284,7 @@ def dump_toml(config: Config) -> str:
         if isinstance(value, dict):
             tables.append((key, value))
         else:
-            lines.append(f"{key} = {_toml_value(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
 
     def emit(name: str, table: Config) -> None:
         scalars = {k: v for k, v in table.items()
@@ -293,7 +294,7 @@ def dump_toml(config: Config) -> str:
             lines.append("")
             lines.append(f"[{name}]")
             for k, v in scalars.items():
-                lines.append(f"{k} = {_toml_value(v)}")
+                lines.append(f"{k} = {toml_value(v)}")
         for k, v in nested.items():
             emit(f"{name}.{k}", v)
 

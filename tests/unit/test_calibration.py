@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def history_fit() -> CalibrationResult:
-    return calibrate(REPO / "scenarios/baseline.toml", DEFAULT_TARGETS)
+    return calibrate(REPO / "scenarios/uncalibrated.toml", DEFAULT_TARGETS)
 
 
 def test_history_fit_meets_the_acceptance_criteria(history_fit: CalibrationResult) -> None:
@@ -99,7 +99,7 @@ def test_draws_are_clipped_to_bounds() -> None:
 
 
 def test_shipped_layer_matches_its_uncertainty_file() -> None:
-    layer = REPO / "scenarios/calibrated.toml"
+    layer = REPO / "scenarios/layers/calibrated.toml"
     trends = tomllib.loads(layer.read_text(encoding="utf-8"))["trends"]
     data = load_uncertainty(uncertainty_path(layer))
     for key, mean in zip(data["keys"], data["mean"], strict=True):
@@ -146,14 +146,14 @@ def test_unavailable_review_targets_are_skipped_not_fatal(tmp_path: Path) -> Non
         'scenario = "missing.toml"\nyear = 2032\nvalue = 30000\nsd = 5000\n'
         '[[targets]]\nname = "late"\ngroup = "review"\nkind = "projection"\nyear = 2050\n'
         "value = 1\nsd = 1\n", encoding="utf-8")
-    problem = CalibrationProblem(load_scenario(REPO / "scenarios/baseline.toml"),
+    problem = CalibrationProblem(load_scenario(REPO / "scenarios/uncalibrated.toml"),
                                  load_targets(path))
     assert "missing.toml not found" in problem.skipped["reform"]
     assert "year 2050 outside the projection 2022-2032" in problem.skipped["late"]
 
 
 def test_first_year_must_precede_the_base_year(tmp_path: Path) -> None:
-    scenario = load_scenario(REPO / "scenarios/baseline.toml")
+    scenario = load_scenario(REPO / "scenarios/uncalibrated.toml")
     with pytest.raises(InputError, match=r"targets\.toml: key 'settings\.first_year' = 2012 "
                        r"must be before the base year 2012"):
         CalibrationProblem(scenario, load_targets(DEFAULT_TARGETS), base_year=2012)
@@ -165,7 +165,7 @@ def test_bounds_must_be_ordered(tmp_path: Path) -> None:
                     "low = 0.1\nhigh = -0.1\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"t\.toml: key 'parameters': every low must be "
                        "below its high"):
-        CalibrationProblem(load_scenario(REPO / "scenarios/baseline.toml"), load_targets(path))
+        CalibrationProblem(load_scenario(REPO / "scenarios/uncalibrated.toml"), load_targets(path))
 
 
 def test_layer_needs_a_scenario_file(history_fit: CalibrationResult, tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_uasc_arrivals_by_year(baseline_params: ModelParameters) -> None:
 
 
 def test_layer_from_an_earlier_base_year_sets_it(tmp_path: Path) -> None:
-    result = calibrate(REPO / "scenarios/baseline.toml", DEFAULT_TARGETS, base_year=2018)
+    result = calibrate(REPO / "scenarios/uncalibrated.toml", DEFAULT_TARGETS, base_year=2018)
     layer, _ = write_layer(result, tmp_path / "calibrated_2018.toml")
     scenario = load_scenario(layer)
     assert scenario.get("run.base_year") == 2018
