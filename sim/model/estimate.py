@@ -385,7 +385,8 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
     params = ModelParameters(
         base_year=year,
         population_by_age=population,
-        births_per_year=config["population"]["births_per_year"],
+        births_per_year=(population[0] if config["population"]["births_per_year"]
+                         == "estimate" else config["population"]["births_per_year"]),
         referral_rate_per_child_year=(closure * pool + starts_non_uasc.sum()) / population.sum(),
         cin_closure_rate_per_year=closure,
         cin_pool_base=pool,
@@ -407,8 +408,8 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
         sources=sources,
     )
     # Entries at birth: the share of births entering care at birth is the one value
-    # for which the model's under-1 stock per under-1 start matches the published
-    # ratio (relative to all ages).  Found by root-finding; each trial runs the fixed
+    # for which the model's equilibrium under-1 stock, given the published under-1
+    # starts, equals the published under-1 stock.  Found by root-finding; each trial runs the fixed
     # point below.
     births = population[0]
     largest_share = 0.98 * starts_non_uasc[0] / births
@@ -469,8 +470,9 @@ def _fit_structure(params: ModelParameters, config: dict[str, Any], birth_share:
                          exit_rate_per_year=exits_route_band / weighted[None, :],
                          entry_rate_per_year=from_pool / pool_by_band,
                          referral_rate_per_child_year=referral)
-    mismatch = (np.log(targets[0] / equilibrium_stock[0])
-                - np.log(targets.sum() / equilibrium_stock.sum()))
+    # Infants turn over within months, so their stock is at equilibrium with the
+    # base year's flows: match it absolutely (older bands relax over years).
+    mismatch = np.log(targets[0] / equilibrium_stock[0])
     return params, float(mismatch)
 
 

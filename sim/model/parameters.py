@@ -29,7 +29,8 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {
         "children", 0, 2e6, "ONS mid-2020 single-year structure (population_by_single_age.csv)"
         " scaled to the base year's 0-17 total (population_0_17.csv)"),
     "births_per_year": ParameterInfo(
-        "children per year", 0, 2e6, "ASSUMPTION (scenario population.births_per_year)"),
+        "children per year", 0, 2e6, "base-year population aged 0, held flat (ASSUMPTION; scenario "
+        "population.births_per_year overrides)"),
     "referral_rate_per_child_year": ParameterInfo(
         "per child per year", 0, 1, "set so the CIN pool is stationary in the base year "
         "(ASSUMPTION) given closure and entries; cin_cpp_by_area.csv"),
@@ -44,9 +45,9 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {
         " pool split by age in proportion to the child population (ASSUMPTION)"),
     "birth_entry_share": ParameterInfo(
         "share of births", 0, 0.05,
-        "set so the model's under-1 stock per under-1 start equals the published ratio "
-        "(looked_after_31_march__age__under_1 / started_during_year__age__under_1): "
-        "babies who come into care at birth (pre-birth proceedings)"),
+        "set so the model's equilibrium under-1 stock, given started_during_year__age__"
+        "under_1, equals looked_after_31_march__age__under_1: babies who come into care "
+        "at birth (pre-birth proceedings)"),
     "exit_rate_per_year": ParameterInfo(
         "per child in care per year, by route x age band", 0, 20,
         "ceased_during_year__reason__* and __age__* combined by iterative proportional "

@@ -50,8 +50,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
     },
     "population": {
         "births_per_year": Field(
-            float, 600_000.0, "ASSUMPTION: births per year entering age 0 in projected years "
-            "(ONS mid-2019 to mid-2020 births were 600,708; sim/data/SOURCES.md)", 0, 2e6),
+            float, "estimate", "births per year entering age 0 in projected years; "
+            "estimate = the base year's population aged 0, held flat (ASSUMPTION; ONS "
+            "mid-2019 to mid-2020 births were 600,708, sim/data/SOURCES.md)", 0, 2e6,
+            estimate_ok=True),
     },
     "trends": {
         "entry_trend_per_year": Field(
