@@ -71,4 +71,4 @@ backtest: $(STAMP)
 
 clean:
 	rm -f outputs/*.nc outputs/*.csv outputs/*.png outputs/*.html outputs/*.md
-	rm -rf outputs/sweeps outputs/sensitivity
+	rm -rf outputs/sweeps outputs/sensitivity outputs/calibration outputs/calibration_review outputs/backtest
