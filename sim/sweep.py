@@ -24,7 +24,6 @@ summary ``<out>/<name>.csv`` (a comparison-table row per value) and ``<out>/<nam
 from __future__ import annotations
 
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
 from sim.run import run_to_file
-from sim.scenarios.loader import Scenario, load_scenario, toml_value
+from sim.scenarios.loader import Scenario, load_scenario, read_toml, toml_value
 
 SWEEP_KEYS = ("key", "values", "baseline", "label")
 # Keys that do not change estimated parameters: their runs share one estimation.
@@ -74,12 +73,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[str]:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file (one-line errors naming the file and key)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: sweep file not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "sweep")
     table = data.pop("sweep", None)
     if not isinstance(table, dict):
         raise InputError(f"{path}: missing [sweep] table (keys: {', '.join(SWEEP_KEYS)})")

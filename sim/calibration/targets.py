@@ -11,7 +11,6 @@ message names the file and the key (``targets.<name>.<field>`` for a target).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from sim.datasets import curated_value
 from sim.errors import InputError
 from sim.model import spec
 from sim.results.schema import VARIABLES
+from sim.scenarios.loader import read_toml
 
 PACKAGE_DIR = Path(__file__).parent
 DEFAULT_TARGETS = PACKAGE_DIR / "targets.toml"
@@ -115,15 +115,7 @@ class TargetSet:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise InputError(f"{path}: targets file not found")
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not valid TOML: not UTF-8 text") from None
+    return read_toml(path, "targets")
 
 
 def _number(where: str, key: str, value: Any, low: float | None = None,

@@ -141,16 +141,21 @@ def _validate_layer(where: str, data: Config) -> None:
                              f"{', '.join(valid)}")
 
 
-def _read_toml(path: Path, chain: list[Path]) -> list[tuple[str, Config]]:
-    """Read a file and, first, everything it extends: [(label, data)], lowest first."""
+def read_toml(path: Path, what: str) -> Config:
+    """Parse a TOML file; a missing or malformed file is one line naming it."""
     if not path.exists():
-        raise InputError(f"{path}: scenario file not found")
+        raise InputError(f"{path}: {what} file not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not valid TOML: not UTF-8 text") from None
+
+
+def _read_toml(path: Path, chain: list[Path]) -> list[tuple[str, Config]]:
+    """Read a file and, first, everything it extends: [(label, data)], lowest first."""
+    data = read_toml(path, "scenario")
     _validate_layer(str(path), data)
     layers: list[tuple[str, Config]] = []
     parent = data.get("extends")
