@@ -256,8 +256,8 @@ def load_scenario(path: str | Path | None, overrides: list[str] | None = None) -
     _check_cross_fields(where, config)
     # The name is never inherited: a scenario that extends baseline.toml without a
     # name of its own must not write over outputs/baseline.nc.
-    own = layers[-1][1] if layers and layers[-1][0] != "--set" else (
-        layers[-2][1] if len(layers) > 1 else {})
+    own = next((data for label, data in layers if path is not None and label == str(path)),
+               {})
     name = (set_layer.get("name") or own.get("name")
             or (path.stem if path is not None else "defaults"))
     config["name"] = name
