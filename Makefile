@@ -15,7 +15,7 @@ SENSITIVITY := outputs/sensitivity/review-full.csv
 ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 SIM_SOURCES := $(shell find sim -name '*.py' -o -name '*.csv' -o -name '*.gz')
 
-.PHONY: run test bench lint install clean
+.PHONY: run test test-fast bench lint install clean
 
 run: $(OUTPUTS) outputs/report.html
 
@@ -44,6 +44,10 @@ outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
 
 test: $(STAMP)
 	$(ONE_THREAD) $(PY) -m pytest
+
+# The inner loop: everything but the statistical DES tests and tests marked slow.
+test-fast: $(STAMP)
+	$(ONE_THREAD) $(PY) -m pytest -q -x -m "not slow" --ignore=tests/statistical
 
 bench: $(STAMP)
 	$(ONE_THREAD) $(PY) benchmarks/run.py
