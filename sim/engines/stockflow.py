@@ -162,10 +162,13 @@ def care_stock(x: Array) -> Array:
     return band_sums(x[:, CARE]).reshape(shape)
 
 
-def _hat_basis() -> Array:
+def _hat_basis(end_knot: bool = False) -> Array:
     """Piecewise-linear hat functions in age with knots at the band midpoints (flat
-    beyond the first and last knot): (rows, bands), rows sum to 1."""
-    knots = np.array([(s + e - 1) / 2 for s, e in BAND_ROWS])
+    beyond the first and last knot), plus one at the last month of age when
+    ``end_knot``: (rows, knots), rows sum to 1."""
+    knots = [(s + e - 1) / 2 for s, e in BAND_ROWS]
+    if end_knot:
+        knots.append(float(N_AGE - 1))
     ages = np.arange(N_AGE, dtype=float)
     basis = np.zeros((N_AGE, len(knots)))
     for j in range(len(knots)):
@@ -176,40 +179,88 @@ def _hat_basis() -> Array:
 
 
 _HAT_BASIS = _hat_basis()
+_HAT_BASIS_END = _hat_basis(end_knot=True)
 
 
-def smooth_band_factors(by_row: Array, targets: Array) -> Array | None:
+def smooth_band_factors(by_row: Array, targets: Array,
+                        last_row_target: float | None = None) -> Array | None:
     """Scaling factor per month of age, piecewise-linear between band midpoints, such
-    that each band's scaled total equals its target.  Smooth factors avoid steps in the
+    that each band's scaled total equals its target (and, with ``last_row_target``,
+    the last month of age equals it too).  Smooth factors avoid steps in the
     age profile at band edges (a step would travel up the ages and show three years
     later as a dip in children leaving at 18).  None if no positive solution exists."""
     present = band_sums(by_row[:, None])[:, 0] > 0
     if not present.all():
         return None
-    design = band_sums(_HAT_BASIS * by_row[:, None])  # (bands, knots)
+    basis = _HAT_BASIS if last_row_target is None else _HAT_BASIS_END
+    design = band_sums(basis * by_row[:, None])  # (bands, knots)
+    rhs = np.asarray(targets, dtype=float)
+    if last_row_target is not None:
+        design = np.vstack([design, basis[-1] * by_row[-1]])
+        rhs = np.append(rhs, last_row_target)
     try:
-        knot_values = np.linalg.solve(design, targets)
+        knot_values = np.linalg.solve(design, rhs)
     except np.linalg.LinAlgError:
         return None
-    row_factor = _HAT_BASIS @ knot_values
+    row_factor = basis @ knot_values
     return row_factor if np.all(row_factor > 0) else None
+
+
+def _tilt_oldest_band(by_row: Array, row_factor: Array, last_row_target: float
+                      ) -> Array | None:
+    """Row factors with a linear tilt within the oldest band that keeps the band's
+    total and makes the last month of age equal ``last_row_target`` (for a stream
+    whose young bands are empty, e.g. UASC); None if a factor would not be positive."""
+    start, stop = BAND_ROWS[-1]
+    scaled = by_row[start:stop] * row_factor[start:stop]
+    if scaled.sum() <= 0 or scaled[-1] <= 0:
+        return None
+    ages = np.arange(stop - start, dtype=float)
+    centre = (scaled * ages).sum() / scaled.sum()
+    slope = (last_row_target / scaled[-1] - 1.0) / (ages[-1] - centre)
+    tilt = 1.0 + slope * (ages - centre)
+    if np.any(tilt <= 0):
+        return None
+    out = row_factor.copy()
+    out[start:stop] *= tilt
+    return out
 
 
 def scale_to_observed(x: Array, params: ModelParameters) -> Array:
     """Scale an equilibrium state so the stock by age band and stream, the CIN pool
-    and the totals equal the published 31 March figures (in place; returns ``x``)."""
+    and the totals equal the published 31 March figures (in place; returns ``x``).
+
+    With ``params.turned_18_base`` known, the profile within the oldest band is also
+    shaped so the flow through the 18th birthday (12 x the last month of age) equals
+    the published count of children ceasing aged 18: the equilibrium of the base
+    year's rates puts too many children in the months before 18 (it overstated
+    leaving at 18 by 6-12 % in every base year 2016-2021), and that surplus would be
+    counted as ceased in every early projected year.  Both streams get the same
+    relative correction (DfE does not split ceasing at 18 by stream before 2021)."""
     stock = care_stock(x)  # (bands, streams, placements, stages)
     targets = np.stack([params.looked_after_base_by_band - params.uasc_base_by_band,
                         params.uasc_base_by_band], axis=1)  # (bands, streams)
     modelled = stock.sum(axis=(2, 3))
     factor = np.divide(targets, modelled, out=np.zeros_like(targets), where=modelled > 0)
     per_stream = N_PLACEMENTS * N_STAGES
+    row_factors = []
     for g in range(len(spec.STREAMS)):
         cols = slice(L.care_start + g * per_stream, L.care_start + (g + 1) * per_stream)
         by_row = x[:, cols].sum(axis=1)
         row_factor = smooth_band_factors(by_row, targets[:, g])
         if row_factor is None:  # fall back to one factor per band
             row_factor = np.repeat(factor[:, g], [e - s for s, e in BAND_ROWS])
+        row_factors.append((cols, by_row, targets[:, g], row_factor))
+    turned_18 = sum(float(by_row[-1] * f[-1]) for _, by_row, _, f in row_factors) * 12
+    ratio = params.turned_18_base / turned_18 if turned_18 > 0 else float("nan")
+    for cols, by_row, band_targets, row_factor in row_factors:
+        if np.isfinite(ratio):
+            last = ratio * by_row[-1] * row_factor[-1]
+            aligned = smooth_band_factors(by_row, band_targets, last_row_target=last)
+            if aligned is None:
+                aligned = _tilt_oldest_band(by_row, row_factor, last)
+            if aligned is not None:
+                row_factor = aligned
         x[:, cols] *= row_factor[:, None]
     non_uasc_factor = targets[:, 0].sum() / max(modelled[:, 0].sum(), 1e-300)
     x[:, HOME] *= non_uasc_factor  # ASSUMPTION: returned-home stock scales with care

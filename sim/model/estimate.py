@@ -406,6 +406,7 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
         looked_after_base_by_band=by_band,
         uasc_base_by_band=uasc_stock,
         sources=sources,
+        turned_18_base=ceased["at_18"],
     )
     # Entries at birth: the share of births entering care at birth is the one value
     # for which the model's equilibrium under-1 stock, given the published under-1

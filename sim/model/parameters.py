@@ -113,6 +113,10 @@ class ModelParameters:
     looked_after_base_by_band: Array  # (bands,) non-UASC + UASC, sums to looked_after_base
     uasc_base_by_band: Array  # (bands,)
     sources: dict[str, str] = field(default_factory=dict)
+    # Published children ceasing care aged 18 in the base year (nan = no constraint):
+    # the initial state's age profile within the 16+ band is shaped so the base year's
+    # flow through the 18th birthday equals it (stockflow.scale_to_observed).
+    turned_18_base: float = float("nan")
     # Base-year state (month of age x model state, sim.model.spec.LAYOUT): the
     # equilibrium age x duration structure of the base-year rates scaled to the
     # published stock.  Both engines start from it.

@@ -50,17 +50,68 @@ def _per_month(by_year_of_age: Array) -> Array:
     return np.repeat(by_year_of_age / spec.MONTHS_PER_YEAR, spec.MONTHS_PER_YEAR)
 
 
-def trend_factor(trend_per_year: float, params: ModelParameters, year: int) -> float:
-    years = min(year, params.trend_until_year) - params.base_year
-    return float(np.exp(trend_per_year * years))
+def effective_years(years: float, trends: dict[str, Any]) -> float:
+    """How many years of a slope have accumulated ``years`` after the base year, under
+    the scenario's trend treatment (``[trends] method``):
+
+    * ``linear``: all of them (the slope compounds for ever, the old behaviour);
+    * ``damped``: ``phi + phi**2 + ... + phi**years`` (Gardner-McKenzie damped trend:
+      the slope fades geometrically; phi = 1 is linear, phi = 0 is hold);
+    * ``hold``: none (rates stay at the base year's level);
+    * ``stop_after``: ``min(years, stop_after_years)``.
+
+    Why damped by default: rolling-origin backtests (``cicsim backtest``) show that
+    carrying a decade-old slope forward for ten years loses to damped and flat
+    treatments out of sample (README, outputs/backtest/skill.md).
+    """
+    if years <= 0:
+        return 0.0
+    method = trends.get("method", "linear")
+    if method == "linear":
+        return float(years)
+    if method == "hold":
+        return 0.0
+    if method == "stop_after":
+        return float(min(years, trends.get("stop_after_years", 1)))
+    phi = float(trends.get("damping", 1.0))
+    if phi >= 1.0:
+        return float(years)
+    return phi * (1.0 - phi ** years) / (1.0 - phi)
 
 
-def trend_change_factor(change_per_year: float, change_year: int, params: ModelParameters,
-                        year: int) -> float:
-    """Extra factor when a trend's slope changes by ``change_per_year`` after
-    ``change_year`` (a piecewise-linear log trend; calibration fits the change)."""
-    years = max(0, min(year, params.trend_until_year) - max(change_year, params.base_year))
-    return float(np.exp(change_per_year * years))
+def _years_since_base(params: ModelParameters, year: int) -> int:
+    return max(0, min(year, params.trend_until_year) - params.base_year)
+
+
+def trend_log_factor(trend_per_year: float, params: ModelParameters, year: int,
+                     trends: dict[str, Any] | None = None,
+                     change_per_year: float = 0.0, change_year: int | None = None) -> float:
+    """Log multiplier of a hazard's trend in ``year``: the slope times its effective
+    years, plus a change in slope after ``change_year`` (piecewise-linear trends, used
+    by the calibration's history run) on the same effective time scale."""
+    trends = trends or {}
+    total = effective_years(_years_since_base(params, year), trends)
+    log_factor = trend_per_year * total
+    if change_per_year and change_year is not None:
+        before = effective_years(max(0, min(change_year, params.trend_until_year)
+                                     - params.base_year), trends)
+        log_factor += change_per_year * max(0.0, total - before)
+    return log_factor
+
+
+def bounded(log_factor: Array | float, trends: dict[str, Any]) -> Array:
+    """exp(log_factor) kept within [floor, ceiling] of the base year's hazard: no
+    trend may take a hazard further than the scenario allows (``[trends] floor`` and
+    ``ceiling``, ratios to the base-year value)."""
+    low = np.log(max(float(trends.get("floor", 0.0)), 1e-300))
+    high = np.log(float(trends.get("ceiling", np.inf)))
+    return np.exp(np.clip(log_factor, low, high))
+
+
+def trend_factor(trend_per_year: float, params: ModelParameters, year: int,
+                 trends: dict[str, Any] | None = None) -> float:
+    """Multiplier of a single trend in ``year`` (unbounded; see :func:`bounded`)."""
+    return float(np.exp(trend_log_factor(trend_per_year, params, year, trends)))
 
 
 # [trends] keys of the route-specific exit trends, in spec.EXIT_ROUTES order.
@@ -74,28 +125,32 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
 
     trends = config["trends"]
     change_year = trends["trend_change_year"]
-    entry_scale = (trend_factor(params.entry_trend_per_year, params, year)
-             * trend_change_factor(trends["entry_trend_change_per_year"], change_year,
-                                   params, year)
-                   * multipliers["entry_multiplier"] * effects.entry_multiplier)
-    entry = params.entry_rate_per_year * entry_scale
+    entry_log = (trend_log_factor(params.entry_trend_per_year, params, year, trends,
+                                  trends["entry_trend_change_per_year"], change_year)
+                 + np.array([trend_log_factor(slope, params, year, trends)
+                             for slope in trends["entry_band_trends_per_year"]]))
+    entry_trend = bounded(entry_log, trends)  # (bands,)
+    entry_scale = multipliers["entry_multiplier"] * effects.entry_multiplier
+    entry = params.entry_rate_per_year * entry_trend * entry_scale
 
+    exit_log = trend_log_factor(params.exit_trend_per_year, params, year, trends,
+                                trends["exit_trend_change_per_year"], change_year)
+    route_trend = bounded(exit_log + np.array([
+        trend_log_factor(trends[key], params, year, trends) for key in ROUTE_TREND_KEYS]),
+        trends)
     route_multiplier = np.array([
         multipliers["reunification_multiplier"] * effects.reunification_multiplier,
         multipliers["adoption_multiplier"],
         multipliers["sgo_cao_multiplier"] * effects.sgo_cao_multiplier,
         multipliers["other_exit_multiplier"],
-    ]) * np.array([trend_factor(trends[key], params, year) for key in ROUTE_TREND_KEYS])
-    exit_trend = (trend_factor(params.exit_trend_per_year, params, year)
-                  * trend_change_factor(trends["exit_trend_change_per_year"], change_year,
-                                        params, year))
+    ]) * route_trend
     n_streams, n_bands = len(spec.STREAMS), len(spec.AGE_BANDS)
     n_stages, n_routes = len(spec.CARE_STAGES), len(spec.EXIT_ROUTES)
     exit_rate = np.zeros((n_streams, n_bands, n_stages, n_routes))
     # non-UASC: route x band hazard x duration profile x trend x multipliers
     exit_rate[0] = (params.exit_rate_per_year.T[:, None, :]
                     * params.stage_exit_multiplier[None, :, None]
-                    * route_multiplier[None, None, :] * exit_trend)
+                    * route_multiplier[None, None, :])
     # UASC: one "other" hazard before 18 (most leave at 18, by ageing)
     exit_rate[1, :, :, spec.EXIT_ROUTES.index("other")] = params.uasc_exit_rate_per_year
 
@@ -119,7 +174,8 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         cin_closure_rate=(params.cin_closure_rate_per_year
                           * multipliers["cin_closure_multiplier"]),
         entry_rate=entry,
-        birth_entry_share=min(params.birth_entry_share * entry_scale, 1.0),
+        birth_entry_share=min(params.birth_entry_share * entry_trend[0] * entry_scale,
+                              1.0),
         exit_rate=exit_rate,
         stage_progress_rate=stage_progress,
         home_stage_rate=home_rate,

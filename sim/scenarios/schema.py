@@ -67,6 +67,25 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "continue_until": Field(int, LAST_END_YEAR, "trends stop changing after this year "
                                 "(ASSUMPTION: by default they continue)", FIRST_BASE_YEAR,
                                 LAST_END_YEAR),
+        # Trend treatment (sim/model/rates.py effective_years; chosen by rolling-origin
+        # skill, `cicsim backtest`).  The default keeps the old compounding behaviour;
+        # the generated forecast layer sets the chosen treatment for baseline.
+        "method": Field(("linear", "damped", "hold", "stop_after"), "linear",
+                        "how trend slopes carry forward from the base year: linear "
+                        "(compound for ever), damped (slope fades by `damping` a year), "
+                        "hold (base-year rates), stop_after (`stop_after_years` then flat)"),
+        "damping": Field(float, 1.0, "damped trend factor phi per year (1 = linear, 0 = "
+                         "hold)", 0.0, 1.0),
+        "stop_after_years": Field(int, 1, "years a trend continues under method = "
+                                  "stop_after", 0, 50),
+        "floor": Field(float, 0.0, "no trend takes a hazard below this share of its "
+                       "base-year value (0 = no floor)", 0.0, 1.0),
+        "ceiling": Field(float, 1000.0, "no trend takes a hazard above this multiple of "
+                         "its base-year value", 1.0, 1000.0),
+        "entry_band_trends_per_year": Field(
+            float, [0.0] * 5, "extra log-linear entry trend by age band (under_1, 1_to_4, "
+            "5_to_9, 10_to_15, 16_and_over), added to entry_trend_per_year", -0.3, 0.3,
+            is_list=True),
         # Piecewise-linear trends and route-specific exit trends: set by calibration
         # (sim/calibration, docs/calibration.md); the defaults change nothing.
         "trend_change_year": Field(int, LAST_END_YEAR, "year after which the entry and exit "
@@ -141,4 +160,16 @@ TABLE_SECTIONS: dict[str, dict[str, Field]] = {"levers": LEVER_TABLE_FIELDS}
 TABLE_NAMES: dict[str, tuple[str, ...]] = {"levers": LEVER_NAMES}
 
 # Checks across keys, run after all layers are merged: f(where, config) raises InputError.
-CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = [check_lever_config]
+def check_trends(where: str, config: dict[str, Any]) -> None:
+    """One entry-trend slope per age band."""
+    from sim.errors import InputError
+    from sim.model.spec import AGE_BAND_NAMES
+
+    slopes = config["trends"]["entry_band_trends_per_year"]
+    if len(slopes) != len(AGE_BAND_NAMES):
+        raise InputError(f"{where}: key 'trends.entry_band_trends_per_year' must list "
+                         f"{len(AGE_BAND_NAMES)} slopes ({', '.join(AGE_BAND_NAMES)}), "
+                         f"got {len(slopes)}")
+
+
+CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = [check_lever_config, check_trends]
