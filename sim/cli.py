@@ -19,6 +19,7 @@ from sim.errors import InputError
 EXTENSIONS = (
     "sim.calibration.cli",
     "sim.results.compare_cli",
+    "sim.solve",
 )
 
 
