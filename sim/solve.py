@@ -358,7 +358,9 @@ def _bracket(evaluator: _Evaluator, problem: Problem,
     import numpy as np
     from scipy.optimize import minimize_scalar
 
-    grid = [float(x) for x in np.linspace(problem.low, problem.high, max(scan_points, 2))]
+    # 12 significant digits: 0.075, not linspace's 0.07500000000000001, in the log
+    grid = [float(f"{x:.12g}")
+            for x in np.linspace(problem.low, problem.high, max(scan_points, 2))]
     grid[0], grid[-1] = problem.low, problem.high  # exactly the given ends
     gaps = [evaluator.gap(x) for x in grid]
     crossings = [i for i in range(len(grid) - 1)
@@ -390,12 +392,16 @@ def _bracket(evaluator: _Evaluator, problem: Problem,
 
 def _unreachable(problem: Problem, evaluator: _Evaluator, reason: str = "") -> None:
     target = problem.target
-    closest = min(evaluator.evaluations, key=lambda e: abs(e.metric - target.value))
+    evaluations = evaluator.evaluations
+    closest = min(evaluations, key=lambda e: abs(e.metric - target.value))
+    if not reason and len({e.metric for e in evaluations}) == 1:
+        reason = " (the metric does not move with it)"
     raise UnreachableTarget(
         f"solve: {target.label} = {_plain(target.value)} is not reachable with "
         f"{problem.key} in [{_plain(problem.low)}, {_plain(problem.high)}]{reason}; "
         f"closest: {_metric_text(target.metric, closest.metric, short=True)} at "
-        f"{problem.key} = {_plain(closest.value)}", closest, list(evaluator.evaluations))
+        f"{problem.key} = {_plain(float(f'{closest.value:.6g}'))}", closest,
+        list(evaluations))
 
 
 def run_solve(problem: Problem, progress: Progress | None = None,
