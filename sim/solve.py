@@ -31,6 +31,7 @@ Heavy modules are imported inside functions so ``cicsim --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -223,7 +224,11 @@ def find_baseline(scenario: Scenario) -> Path:
     (the scenario itself first): what "kept at home" is measured against."""
     for label in reversed(scenario.layers):
         if label != "--set" and Path(label).name == BASELINE_FILE:
-            return Path(label)
+            path = Path(label)
+            # the loader resolves parents to absolute paths; show them as typed
+            with contextlib.suppress(ValueError):
+                path = path.relative_to(Path.cwd())
+            return path
     chain = " < ".join(Path(label).name for label in reversed(scenario.layers)
                        if label != "--set")
     raise InputError(f"{scenario.path}: metric 'kept_at_home' needs a baseline, but no "

@@ -247,8 +247,8 @@ def test_kept_at_home_walks_the_extends_chain_to_baseline_toml(tmp_path: Path) -
     middle = reform(tmp_path, "middle", extends=local)
     top = tmp_path / "top.toml"
     top.write_text('extends = "middle.toml"\nname = "top"\n', encoding="utf-8")
-    assert find_baseline(load_scenario(top)) == local.resolve()
-    assert find_baseline(load_scenario(middle)) == local.resolve()
+    assert find_baseline(load_scenario(top)).resolve() == local.resolve()
+    assert find_baseline(load_scenario(middle)).resolve() == local.resolve()
     assert find_baseline(load_scenario(local)) == local  # a baseline is its own
     problem = prepare(top, EFFECT, 0.0, 1.0, Target("kept_at_home", 2026, 10), SHORT)
     assert problem.baseline is not None and problem.baseline.name == "local-baseline"
