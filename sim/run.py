@@ -17,6 +17,7 @@ from sim.model.costs import add_costs
 from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
+from sim.results.bands import add_bands
 from sim.results.io import write_results
 from sim.results.schema import build_dataset
 from sim.scenarios.loader import Scenario
@@ -65,6 +66,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     else:
         raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
     ds = add_costs(ds, params, config)  # post-processing: the same for both engines
+    ds = add_bands(ds, config)
     ds.attrs.update(provenance_attrs(
         scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,

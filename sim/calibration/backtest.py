@@ -1,198 +1,524 @@
-"""Backtests: re-estimate and re-calibrate with data up to a base year only, project
-forward, and score the projection against the published years after it.
+"""Rolling-origin backtests: how wrong has a projection made with this model been?
 
-Why: a fit to history says little about projection skill.  The backtest repeats the
-whole pipeline as if it were run in the base year (estimation and calibration read
-only ``load_observed(base_year)``), then compares with what happened.  The review's
-targets are never used (they were published in 2022), and UASC arrivals are held at the
-base year's value (future arrivals are unknown at the base year).  Two benchmarks are
-scored alongside: the uncalibrated model (estimate.py's trends) and "no change" (the
-base year's published value carried forward).
+For each origin year, the whole pipeline is re-run as if it were that year: parameters
+re-estimated and trends re-calibrated from data up to the origin only
+(``load_observed(origin)``), then projected under every trend treatment and scored
+against what DfE published later.  Naive benchmarks are computed in the same run from
+the same data: *no change* (the origin's value), a *linear trend* over the last five
+years, and a *random walk with drift* (the mean annual change over the last ten years).
+
+Why this shape: a fit to history says little about forecast skill, and the choice of
+trend treatment moves the 2032 figure by more than any policy.  So the treatment is
+chosen here, out of sample, by one stated rule (:func:`choose_default`), and the errors
+made at each horizon become the projection's prediction intervals (:mod:`sim.results.
+bands`).  The review's targets are never used (they were published in 2022).  UASC
+arrivals follow the scenario's own default path from the origin's data.
+
+Every point is a row of ``skill.csv`` (method, variable, horizon, origin, error_pct);
+the pooled tables in ``skill.md`` are derived from it.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sim.calibration.fit import CalibrationResult, calibrate  # noqa: E402
-from sim.calibration.problem import FREE_PARAMETERS  # noqa: E402
-from sim.calibration.targets import TargetSet, load_targets  # noqa: E402
-from sim.datasets import load_observed  # noqa: E402
+from sim.calibration.problem import apply_carried, model_value, observed_value  # noqa: E402
+from sim.calibration.targets import Target, TargetSet, load_targets  # noqa: E402
+from sim.datasets import Observed, load_observed  # noqa: E402
+from sim.engines import stockflow  # noqa: E402
 from sim.errors import InputError  # noqa: E402
 from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR  # noqa: E402
 
-# series scored: name -> (results variable, published measure)
-SERIES: dict[str, tuple[str, str]] = {
-    "stock": ("looked_after", "looked_after_31_march"),
-    "starts": ("started", "started_during_year"),
-    "ceased": ("ceased", "ceased_during_year"),
-}
-METHODS = ("calibrated", "calibrated_no_trend", "uncalibrated", "no_change")
+# Trend treatments scored for the model: scenario [trends] keys applied on top of the
+# slopes calibrated at each origin.  Floors/ceilings (ASSUMPTION: no trend more than
+# halves or doubles a hazard) go with every treatment but "linear", which is kept
+# exactly as the old behaviour.
+BOUNDS = {"floor": 0.5, "ceiling": 2.0}
+TREATMENTS: dict[str, dict[str, Any]] = {"linear": {"method": "linear"}}
+# Damped: entry and exit damping on a grid (phi_entry/phi_exit in the name).
+DAMPING_GRID: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9, 1.0)
+TREATMENTS.update({
+    f"damped_{entry:g}_{exit_:g}": {"method": "damped", "entry_damping": entry,
+                                     "exit_damping": exit_, **BOUNDS}
+    for entry in DAMPING_GRID for exit_ in DAMPING_GRID})
+TREATMENTS.update({
+    "stop_after_1": {"method": "stop_after", "stop_after_years": 1, **BOUNDS},
+    "hold": {"method": "hold", **BOUNDS},
+})
+BENCHMARKS: tuple[str, ...] = ("no_change", "linear_trend_5y", "random_walk_drift")
+METHODS: tuple[str, ...] = (*TREATMENTS, *BENCHMARKS)
+# The variables that choose the default treatment (equal weight) and must beat the
+# benchmarks: the stock and both flows that drive it.
+HEADLINE: tuple[str, ...] = ("stock", "starts", "ceased")
+BAND_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
+TREND_WINDOW_YEARS = 5  # linear-trend benchmark: OLS over the origin and 4 years before
+DRIFT_WINDOW_YEARS = 10  # random walk with drift: mean change over the last 10 years
+
+Row = dict[str, Any]
 
 
 @dataclass
-class BacktestResult:
-    """Projections from one base year and their errors against later published data."""
+class OriginResult:
+    """Every method's projection from one origin, and the published values."""
 
-    base_year: int
-    years: list[int]  # projected years with published data (base + 1 ...)
-    observed: dict[str, list[float]]
-    projected: dict[str, dict[str, list[float]]]  # method -> series -> values
+    origin: int
+    horizon: int
     calibration: CalibrationResult
+    observed: dict[str, dict[int, float]]  # variable -> year -> published (latest)
+    projected: dict[str, dict[str, dict[int, float]]]  # method -> variable -> year -> value
     carried: dict[str, float] = field(default_factory=dict)
 
-    def errors(self, method: str, series: str) -> list[float]:
-        """Percentage error per projected year."""
-        return [(p / o - 1.0) * 100.0 for p, o in zip(self.projected[method][series],
-                                                       self.observed[series], strict=True)]
+    def rows(self) -> list[Row]:
+        out = []
+        for method, by_variable in self.projected.items():
+            for variable, values in by_variable.items():
+                for year, value in sorted(values.items()):
+                    observed = self.observed[variable].get(year)
+                    if observed is None or year <= self.origin or not observed:
+                        continue
+                    out.append({"method": method, "variable": variable,
+                                "horizon": year - self.origin, "origin": self.origin,
+                                "year": year, "observed": observed, "projected": value,
+                                "error_pct": (value / observed - 1.0) * 100.0})
+        return out
 
-    def mape(self, method: str, series: str) -> float:
-        errors = self.errors(method, series)
-        return float(np.mean(np.abs(errors))) if errors else float("nan")
+
+def scored_targets(target_set: TargetSet) -> list[Target]:
+    """The variables scored: every history target of the targets file (stock, starts,
+    ceased, ceased by reason, stock and starts by age group, UASC stock)."""
+    return [t for t in target_set.targets if t.kind == "history"]
 
 
-def run_backtest(base_year: int, horizon: int | None = None,
-                 targets: str | Path | TargetSet | None = None,
-                 scenario_path: str | Path | None = None,
-                 data_dir: Path | None = None) -> BacktestResult:
-    """Calibrate on data up to ``base_year``, project ``horizon`` years, score it."""
-    if not FIRST_BASE_YEAR < base_year < LAST_DATA_YEAR:
-        raise InputError(f"backtest: --base-year {base_year} must lie in "
-                         f"{FIRST_BASE_YEAR + 1}-{LAST_DATA_YEAR - 1} (there must be "
-                         "published data after it)")
-    horizon = horizon if horizon is not None else LAST_DATA_YEAR - base_year
-    if horizon < 1:
-        raise InputError(f"backtest: --horizon {horizon} must be at least 1")
-    target_set = targets if isinstance(targets, TargetSet) else load_targets(targets,
-                                                                             data_dir)
+def _series(obs: Observed, target: Target, years: Sequence[int]) -> dict[int, float]:
+    out = {}
+    for year in years:
+        value = observed_value(obs, target.observed, year)
+        if value is not None:
+            out[year] = value
+    return out
+
+
+def benchmark_projections(history: dict[int, float], origin: int, horizon: int
+                          ) -> dict[str, dict[int, float]]:
+    """The naive benchmarks from a published series known up to ``origin``."""
+    years = [y for y in sorted(history) if y <= origin]
+    if origin not in history:
+        return {name: {} for name in BENCHMARKS}
+    last = history[origin]
+    ahead = range(origin + 1, origin + horizon + 1)
+    out: dict[str, dict[int, float]] = {"no_change": {y: last for y in ahead}}
+    window = [y for y in years if y > origin - TREND_WINDOW_YEARS]
+    if len(window) >= 2:
+        slope, intercept = np.polyfit(window, [history[y] for y in window], 1)
+        out["linear_trend_5y"] = {y: float(intercept + slope * y) for y in ahead}
+    else:
+        out["linear_trend_5y"] = {}
+    drift_years = [y for y in years if y >= origin - DRIFT_WINDOW_YEARS]
+    if len(drift_years) >= 2:
+        drift = (last - history[drift_years[0]]) / (origin - drift_years[0])
+        out["random_walk_drift"] = {y: last + drift * (y - origin) for y in ahead}
+    else:
+        out["random_walk_drift"] = {}
+    return out
+
+
+def treatment_records(result: CalibrationResult, treatment: dict[str, Any],
+                      end_year: int) -> dict[int, dict[str, Any]]:
+    """The calibrated projection from the origin under one trend treatment."""
+    problem = result.problem
+    config = copy.deepcopy(problem.projection_config)
+    config["run"]["end_year"] = end_year
+    config["trends"].update(treatment)
+    params = apply_carried(problem.projection_params, config, result.carried)
+    run = stockflow.project(params, config)
+    return dict(zip(run["years"], run["records"], strict=True))
+
+
+def run_origin(origin: int, horizon: int, target_set: TargetSet,
+               scenario_path: str | Path | None = None, data_dir: Path | None = None,
+               methods: Sequence[str] = METHODS) -> OriginResult:
+    """Calibrate on data up to ``origin``, project ``horizon`` years by every method."""
+    if not FIRST_BASE_YEAR < origin < LAST_DATA_YEAR:
+        raise InputError(f"backtest: origin {origin} must lie in {FIRST_BASE_YEAR + 1}-"
+                         f"{LAST_DATA_YEAR - 1} (there must be published data after it)")
     groups = tuple(g for g in target_set.settings.groups if g != "review")
-    end_year = base_year + horizon
-    result = calibrate(scenario_path, target_set, base_year=base_year, data_dir=data_dir,
+    end_year = origin + horizon
+    result = calibrate(scenario_path, target_set, base_year=origin, data_dir=data_dir,
                        groups=groups, end_year=end_year)
+    known = result.problem.observed  # data up to the origin only
+    targets = scored_targets(target_set)
+    projected: dict[str, dict[str, dict[int, float]]] = {}
+    for method in methods:
+        if method in TREATMENTS:
+            records = treatment_records(result, TREATMENTS[method], end_year)
+            projected[method] = {
+                t.name: {y: v for y, r in records.items() if y > origin
+                         and (v := model_value(r, t)) is not None} for t in targets}
+    history_years = range(FIRST_BASE_YEAR - DRIFT_WINDOW_YEARS, origin + 1)
+    for target in targets:
+        history = _series(known, target, history_years)
+        for name, values in benchmark_projections(history, origin, horizon).items():
+            if name in methods:
+                projected.setdefault(name, {})[target.name] = values
     # Scoring reads the later data; nothing above this line did.
     later = load_observed(LAST_DATA_YEAR, data_dir)
-    problem = result.problem
-    years = [y for y in range(base_year + 1, min(end_year, LAST_DATA_YEAR) + 1)]
-    calibrated = dict(zip(problem.projection_years, result.projection_records, strict=True))
-    uncalibrated = dict(zip(problem.projection_years, problem.uncalibrated_records(),
-                            strict=True))
-    no_trend = dict(zip(problem.projection_years, problem.projection_records(
-        {name: 0.0 for name in FREE_PARAMETERS}), strict=True))
-    observed: dict[str, list[float]] = {}
-    projected: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
-    for name, (variable, measure) in SERIES.items():
-        values = [later.get(measure, y) for y in years]
-        kept = [y for y, v in zip(years, values, strict=True) if v is not None]
-        observed[name] = [v for v in values if v is not None]
-        projected["calibrated"][name] = [float(np.sum(calibrated[y][variable])) for y in kept]
-        projected["uncalibrated"][name] = [float(np.sum(uncalibrated[y][variable]))
-                                           for y in kept]
-        projected["calibrated_no_trend"][name] = [float(np.sum(no_trend[y][variable]))
-                                                  for y in kept]
-        base_value = problem.observed.get(measure, base_year)
-        projected["no_change"][name] = [float(base_value or np.nan)] * len(kept)
-    return BacktestResult(base_year, years, observed, projected, result, result.carried)
+    observed = {t.name: _series(later, t, range(origin, end_year + 1)) for t in targets}
+    return OriginResult(origin, horizon, result, observed, projected, result.carried)
 
 
-def mape_by_horizon_markdown(results: list[BacktestResult], series: str = "stock") -> str:
-    """Absolute % error of ``series`` by horizon (rows: base year x method)."""
-    longest = max(len(r.years) for r in results)
-    header = ["base year", "method", *[f"h={h}" for h in range(1, longest + 1)], "MAPE"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results:
-        for method in METHODS:
-            errors = r.errors(method, series)
-            cells = [f"{abs(e):.1f}" for e in errors] + ["-"] * (longest - len(errors))
-            lines.append(f"| {r.base_year} | {method} | " + " | ".join(cells)
-                         + f" | {r.mape(method, series):.2f} |")
-    # mean over base years at each horizon
-    for method in METHODS:
+def run_backtests(origins: Sequence[int], horizon: int = 3,
+                  targets: str | Path | TargetSet | None = None,
+                  scenario_path: str | Path | None = None, data_dir: Path | None = None,
+                  methods: Sequence[str] = METHODS,
+                  progress: Any = None) -> list[OriginResult]:
+    if horizon < 1:
+        raise InputError(f"backtest: --horizon {horizon} must be at least 1")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InputError(f"backtest: unknown method '{unknown[0]}'; valid: "
+                         f"{', '.join(METHODS)}")
+    for origin in origins:
+        if not FIRST_BASE_YEAR < origin < LAST_DATA_YEAR:
+            raise InputError(f"backtest: origin {origin} must lie in "
+                             f"{FIRST_BASE_YEAR + 1}-{LAST_DATA_YEAR - 1} (there must be "
+                             "published data after it)")
+    target_set = targets if isinstance(targets, TargetSet) else load_targets(targets,
+                                                                             data_dir)
+    out = []
+    for origin in origins:
+        out.append(run_origin(origin, horizon, target_set, scenario_path, data_dir,
+                              methods))
+        if progress is not None:
+            progress(out[-1])
+    return out
+
+
+# --- summaries derived from the rows ---------------------------------------------------
+def all_rows(results: Sequence[OriginResult]) -> list[Row]:
+    return [row for r in results for row in r.rows()]
+
+
+def _select(rows: Sequence[Row], **where: Any) -> list[Row]:
+    return [r for r in rows if all(r[k] == v for k, v in where.items())]
+
+
+def mape(rows: Sequence[Row]) -> float:
+    return float(np.mean([abs(r["error_pct"]) for r in rows])) if rows else float("nan")
+
+
+def bias(rows: Sequence[Row]) -> float:
+    return float(np.mean([r["error_pct"] for r in rows])) if rows else float("nan")
+
+
+def pooled_mape(rows: Sequence[Row], method: str, variable: str,
+                horizons: Sequence[int] | None = None) -> float:
+    chosen = [r for r in _select(rows, method=method, variable=variable)
+              if horizons is None or r["horizon"] in horizons]
+    return mape(chosen)
+
+
+def choose_default(rows: Sequence[Row], horizons: Sequence[int] = (1, 2, 3)) -> str:
+    """The rule: the model treatment with the lowest mean of its pooled MAPEs on stock,
+    starts and ceased (origins and horizons pooled, each variable weighted equally)."""
+    scores = {m: float(np.mean([pooled_mape(rows, m, v, horizons) for v in HEADLINE]))
+              for m in TREATMENTS if _select(rows, method=m)}
+    return min(scores, key=scores.__getitem__)
+
+
+def log_errors(rows: Sequence[Row]) -> list[float]:
+    """log(observed / projected): the multiplicative error a band must cover."""
+    return [math.log(r["observed"] / r["projected"]) for r in rows if r["projected"] > 0]
+
+
+def rms(values: Sequence[float]) -> float:
+    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else float("nan")
+
+
+def error_scale(rows: Sequence[Row], method: str, variable: str, horizons: Sequence[int],
+                leave_out: int | None = None) -> list[float]:
+    """Root-mean-square log error at each horizon (bias included), optionally leaving
+    one origin out (for honest coverage: a band is never scored on its own errors)."""
+    out = []
+    for h in horizons:
+        chosen = [r for r in _select(rows, method=method, variable=variable, horizon=h)
+                  if r["origin"] != leave_out]
+        out.append(rms(log_errors(chosen)))
+    return out
+
+
+def z_value(level: float) -> float:
+    """Two-sided normal quantile for a central interval of probability ``level``."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2.0))
+
+
+def coverage(rows: Sequence[Row], method: str, variables: Sequence[str],
+             horizons: Sequence[int], level: float) -> tuple[float, int]:
+    """Share of backtest points inside the ``level`` band built, leave-one-origin-out,
+    from the other origins' errors at the same horizon (pooled over ``variables``)."""
+    z = z_value(level)
+    inside, total = 0, 0
+    for variable in variables:
+        for row in _select(rows, method=method, variable=variable):
+            if row["horizon"] not in horizons or row["projected"] <= 0:
+                continue
+            scale = error_scale(rows, method, variable, [row["horizon"]],
+                                leave_out=row["origin"])[0]
+            if not np.isfinite(scale):
+                continue
+            error = math.log(row["observed"] / row["projected"])
+            inside += abs(error) <= z * scale
+            total += 1
+    return (inside / total if total else float("nan")), total
+
+
+def growth_exponent(scales: Sequence[float]) -> float:
+    """Exponent b of scale_h = scale_1 * h**b fitted on the tested horizons, kept in
+    [0.5, 1] (between random-walk and trend-error growth): how bands are extrapolated
+    beyond the tested horizons."""
+    h = np.arange(1, len(scales) + 1, dtype=float)
+    good = np.isfinite(scales) & (np.asarray(scales) > 0)
+    if good.sum() < 2:
+        return 1.0
+    slope = np.polyfit(np.log(h[good]), np.log(np.asarray(scales)[good]), 1)[0]
+    return float(np.clip(slope, 0.5, 1.0))
+
+
+# --- outputs ------------------------------------------------------------------------------
+BAND_VARIABLES = {"stock": "looked_after", "starts": "started", "ceased": "ceased"}
+
+
+def band_settings(rows: Sequence[Row], method: str, horizon: int) -> dict[str, Any]:
+    """The [bands] section of the forecast layer: log-error scales by horizon."""
+    horizons = list(range(1, horizon + 1))
+    out: dict[str, Any] = {}
+    exponents = []
+    for name, variable in BAND_VARIABLES.items():
+        scales = error_scale(rows, method, name, horizons)
+        out[f"{variable}_log_sd"] = [round(s, 6) for s in scales]
+        exponents.append(growth_exponent(scales))
+    out["growth_exponent"] = round(float(np.mean(exponents)), 4)
+    return out
+
+
+def write_csv(rows: Sequence[Row], path: Path) -> Path:
+    columns = ["method", "variable", "horizon", "origin", "year", "observed", "projected",
+               "error_pct"]
+    lines = [",".join(columns)]
+    for r in rows:
+        lines.append(f"{r['method']},{r['variable']},{r['horizon']},{r['origin']},"
+                     f"{r['year']},{r['observed']:.6g},{r['projected']:.6f},"
+                     f"{r['error_pct']:.6f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "-" if not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def skill_markdown(results: Sequence[OriginResult], rows: Sequence[Row], default: str,
+                   horizon: int) -> str:
+    horizons = list(range(1, horizon + 1))
+    methods = [m for m in METHODS if _select(rows, method=m)]
+    variables = list(dict.fromkeys(r["variable"] for r in rows))
+    origins = [r.origin for r in results]
+    text = [
+        "# Forecast skill: rolling-origin backtests", "",
+        f"Origins {origins[0]}-{origins[-1]} ({len(origins)}), horizons 1-{horizon}.  At "
+        "each origin the model is re-estimated and re-calibrated with data up to the "
+        "origin only, then projected under each trend treatment; the naive benchmarks "
+        "use the same data.  Errors: projected / published - 1 (DfE latest vintage).  "
+        "One row per point in `skill.csv`; every table here is derived from it.", "",
+        f"**Default treatment: `{default}`**, chosen by the rule: lowest mean of the "
+        "pooled MAPEs on stock, starts and ceased (origins and horizons 1-"
+        f"{horizon} pooled, equal weights), among the model treatments.", "",
+        "## Pooled MAPE % (bias %) on the headline series", "",
+        "| method | " + " | ".join(HEADLINE) + " | mean |", "|---|" + "---:|" * 4]
+    for m in methods:
         cells = []
-        for h in range(longest):
-            values = [abs(r.errors(method, series)[h]) for r in results
-                      if len(r.errors(method, series)) > h]
-            cells.append(f"{np.mean(values):.1f}" if values else "-")
-        overall = np.mean([r.mape(method, series) for r in results])
-        lines.append(f"| mean | {method} | " + " | ".join(cells) + f" | {overall:.2f} |")
-    return "\n".join(lines)
+        for v in HEADLINE:
+            chosen = [r for r in _select(rows, method=m, variable=v)
+                      if r["horizon"] in horizons]
+            cells.append(f"{_fmt(mape(chosen))} ({_fmt(bias(chosen), 1)})")
+        mean = np.mean([pooled_mape(rows, m, v, horizons) for v in HEADLINE])
+        flag = " **default**" if m == default else ""
+        text.append(f"| {m}{flag} | " + " | ".join(cells) + f" | {_fmt(mean)} |")
+    text += ["", "## Pooled MAPE % by variable (every scored series)", "",
+             "| variable | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for v in variables:
+        text.append(f"| {v} | " + " | ".join(_fmt(pooled_mape(rows, m, v, horizons))
+                                             for m in methods) + " |")
+    text += ["", f"## MAPE % by horizon, default (`{default}`) and benchmarks", "",
+             "| variable | method | " + " | ".join(f"h={h}" for h in horizons) + " |",
+             "|---|---|" + "---:|" * len(horizons)]
+    for v in HEADLINE:
+        for m in (default, *BENCHMARKS):
+            text.append(f"| {v} | {m} | " + " | ".join(
+                _fmt(pooled_mape(rows, m, v, [h])) for h in horizons) + " |")
+    text += ["", f"## Per origin, default (`{default}`): MAPE % over h = 1-{horizon}", "",
+             "| origin | " + " | ".join(HEADLINE) + " |", "|---|" + "---:|" * len(HEADLINE)]
+    for o in origins:
+        text.append(f"| {o} | " + " | ".join(
+            _fmt(mape([r for r in _select(rows, method=default, variable=v, origin=o)
+                       if r["horizon"] in horizons])) for v in HEADLINE) + " |")
+    text += ["", "## Interval coverage (leave-one-origin-out)", "",
+             "Bands: projected x exp(+-z x s_h), s_h the root-mean-square log error at "
+             "horizon h over the *other* origins (bias included), z the normal quantile.  "
+             "Share of points inside, pooled over stock, starts and ceased:", "",
+             "| method | " + " | ".join(f"{int(level * 100)} % band" for level in BAND_LEVELS)
+             + " | points |", "|---|" + "---:|" * (len(BAND_LEVELS) + 1)]
+    for m in (default, *(t for t in TREATMENTS if t != default)):
+        cells, n = [], 0
+        for level in BAND_LEVELS:
+            share, n = coverage(rows, m, HEADLINE, horizons, level)
+            cells.append(_fmt(share * 100, 0))
+        text.append(f"| {m} | " + " | ".join(cells) + f" | {n} |")
+    text += ["", "## Calibrated slopes carried forward from each origin", "",
+             "| origin | " + " | ".join(k.split(".")[1] for k in results[0].carried) + " |",
+             "|---|" + "---:|" * len(results[0].carried)]
+    for r in results:
+        text.append(f"| {r.origin} | " + " | ".join(f"{v:+.4f}" for v in r.carried.values())
+                    + " |")
+    text += ["", "![skill](skill.png)", "", "![fans](backtest.png)", ""]
+    return "\n".join(text)
 
 
-def plot_backtests(results: list[BacktestResult], path: Path) -> Path:
-    figure, axes = plt.subplots(1, len(SERIES), figsize=(13, 4))
-    later = load_observed(LAST_DATA_YEAR, results[0].calibration.problem.data_dir)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    first = min(r.calibration.problem.first_year for r in results)
-    for axis, (name, (_, measure)) in zip(axes, SERIES.items(), strict=True):
-        years = [y for y in range(first, LAST_DATA_YEAR + 1) if later.get(measure, y)]
-        axis.plot(years, [later.get(measure, y) for y in years], "o-", color="black",
-                  ms=3, label="published (DfE)")
-        for colour, r in zip(colours, results, strict=False):
-            problem = r.calibration.problem
-            axis.plot([r.base_year, *r.years],
-                      [problem.observed.get(measure, r.base_year) or np.nan,
-                       *r.projected["calibrated"][name]], color=colour,
-                      label=f"calibrated from {r.base_year}")
-            axis.plot([r.base_year, *r.years],
-                      [problem.observed.get(measure, r.base_year) or np.nan,
-                       *r.projected["uncalibrated"][name]], color=colour, ls=":",
-                      label=f"uncalibrated from {r.base_year}")
-        axis.set_title(name)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.grid(alpha=0.3)
+def plot_skill(rows: Sequence[Row], default: str, horizon: int, path: Path) -> Path:
+    horizons = list(range(1, horizon + 1))
+    methods = [m for m in METHODS if _select(rows, method=m)]
+    figure, axes = plt.subplots(1, len(HEADLINE), figsize=(13, 4), sharey=False)
+    for axis, variable in zip(axes, HEADLINE, strict=True):
+        values = [pooled_mape(rows, m, variable, horizons) for m in methods]
+        colours = ["tab:red" if m == default else ("tab:grey" if m in BENCHMARKS
+                                                   else "tab:blue") for m in methods]
+        axis.barh(methods, values, color=colours)
+        axis.set_title(f"{variable}: pooled MAPE %, h=1-{horizon}", fontsize=9)
+        axis.invert_yaxis()
         axis.tick_params(labelsize=7)
-    axes[0].legend(fontsize=6)
-    figure.suptitle("Backtests: projections using only data up to each base year "
-                    "(dotted: estimate.py trends)", fontsize=10)
+        axis.grid(axis="x", alpha=0.3)
+    figure.suptitle(f"Out-of-sample skill (red: default {default}; grey: naive benchmarks)",
+                    fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
-def write_backtest_report(results: list[BacktestResult], out_dir: str | Path
-                          ) -> dict[str, Path]:
-    """report.md (MAPE by horizon per series), errors.csv and backtest.png."""
+def plot_fans(results: Sequence[OriginResult], rows: Sequence[Row], default: str,
+              horizon: int, path: Path) -> Path:
+    """Published series and the default's projection from each origin, with the 80 %
+    leave-one-origin-out band."""
+    z = z_value(0.8)
+    figure, axes = plt.subplots(1, len(HEADLINE), figsize=(13, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, variable in zip(axes, HEADLINE, strict=True):
+        published: dict[int, float] = {}
+        for r in results:
+            published.update(r.observed[variable])
+        years = sorted(published)
+        axis.plot(years, [published[y] for y in years], "o-", color="black", ms=3,
+                  label="published (DfE)")
+        for colour, r in zip(colours, results, strict=False):
+            values = r.projected[default][variable]
+            ys = sorted(values)
+            base = r.observed[variable].get(r.origin)
+            scales = error_scale(rows, default, variable, list(range(1, horizon + 1)),
+                                 leave_out=r.origin)
+            centre = np.array([values[y] for y in ys])
+            width = np.array([scales[y - r.origin - 1] for y in ys])
+            axis.plot([r.origin, *ys], [base or np.nan, *centre], color=colour, lw=1.2,
+                      label=f"from {r.origin}")
+            axis.fill_between(ys, centre * np.exp(-z * width), centre * np.exp(z * width),
+                              color=colour, alpha=0.15)
+        axis.set_title(variable)
+        axis.grid(alpha=0.3)
+        axis.tick_params(labelsize=7)
+    axes[0].legend(fontsize=6)
+    figure.suptitle(f"Backtests of the default ({default}) with 80 % bands "
+                    "(leave-one-origin-out)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_backtest_report(results: Sequence[OriginResult], out_dir: str | Path,
+                          horizon: int) -> dict[str, Any]:
+    """skill.csv, skill.md, skill.png, backtest.png; returns paths and the default."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out_dir / "report.md", "csv": out_dir / "errors.csv",
-             "png": plot_backtests(results, out_dir / "backtest.png")}
-    with open(paths["csv"], "w", encoding="utf-8") as handle:
-        handle.write("base_year,method,series,year,horizon,observed,projected,"
-                     "error_percent\n")
-        for r in results:
-            for method in METHODS:
-                for name in SERIES:
-                    for year, observed, value, error in zip(
-                            r.years, r.observed[name], r.projected[method][name],
-                            r.errors(method, name), strict=False):
-                        handle.write(f"{r.base_year},{method},{name},{year},"
-                                     f"{year - r.base_year},{observed},{value:.3f},"
-                                     f"{error:.4f}\n")
-    text = ["# Backtests", "",
-            "Each base year: parameters re-estimated and trends re-calibrated using only "
-            "data up to that year (the review's targets excluded), projected forward, then "
-            "scored against DfE's published series (latest vintage).  Methods: "
-            "`calibrated` (this package), `calibrated_no_trend` (the same model with every "
-            "trend set to zero: rates held at the base year's level, which separates "
-            "structural error from trend error), `uncalibrated` (estimate.py's OLS "
-            "trends), `no_change` (the base year's published value).  Cells: absolute % error at "
-            "horizon h years.", ""]
-    for name in SERIES:
-        text += [f"## {name}", "", mape_by_horizon_markdown(results, name), ""]
-    text += ["## Calibrated trends carried forward from each base year", "",
-             "| base year | " + " | ".join(k.split(".")[1] for k in results[0].carried)
-             + " |", "|---|" + "---|" * len(results[0].carried)]
-    for r in results:
-        text.append(f"| {r.base_year} | " + " | ".join(f"{v:+.4f}" for v in r.carried.values())
-                    + " |")
-    text += ["", "![backtests](backtest.png)", ""]
-    paths["report"].write_text("\n".join(text), encoding="utf-8")
+    rows = all_rows(results)
+    default = choose_default(rows, list(range(1, horizon + 1)))
+    paths: dict[str, Any] = {
+        "csv": write_csv(rows, out_dir / "skill.csv"),
+        "png": plot_skill(rows, default, horizon, out_dir / "skill.png"),
+        "fans": plot_fans(results, rows, default, horizon, out_dir / "backtest.png"),
+        "report": out_dir / "skill.md",
+    }
+    paths["report"].write_text(skill_markdown(results, rows, default, horizon),
+                               encoding="utf-8")
+    paths["default"] = default
+    paths["rows"] = rows
     return paths
+
+
+# --- the generated forecast layer ----------------------------------------------------------
+def write_forecast_layer(rows: Sequence[Row], default: str, horizon: int,
+                         origins: Sequence[int], out_path: str | Path,
+                         extends: str = "calibrated.toml") -> Path:
+    """``scenarios/layers/forecast.toml``: the chosen trend treatment and the band
+    scales, extending the calibrated layer (``baseline.toml`` extends this file).
+
+    Generated, like the calibrated layer, so that the choice is reproducible from
+    ``make backtest`` and its evidence sits in the file's header."""
+    from datetime import UTC, datetime
+
+    import sim
+    from sim.calibration.layer import _atomic_write
+    from sim.provenance import git_commit
+    from sim.scenarios.loader import dump_toml
+
+    horizons = list(range(1, horizon + 1))
+    bands = band_settings(rows, default, horizon)
+    bands["source"] = (f"cicsim backtest, origins {origins[0]}-{origins[-1]}, "
+                       f"method {default}, horizons 1-{horizon}")
+    header = [
+        "# GENERATED by `cicsim backtest` - do not edit by hand; re-run `make backtest`.",
+        "# Trend treatment for do-nothing projections, chosen out of sample: the model",
+        "# treatment with the lowest mean pooled MAPE on stock, starts and ceased over",
+        f"# rolling origins {origins[0]}-{origins[-1]}, horizons 1-{horizon} "
+        "(outputs/backtest/skill.md).",
+        f"# created {datetime.now(UTC).isoformat(timespec='seconds')}; cicsim "
+        f"{sim.__version__}; git {git_commit()}",
+        "# pooled MAPE % (stock / starts / ceased):"]
+    for method in METHODS:
+        if _select(rows, method=method):
+            values = " / ".join(_fmt(pooled_mape(rows, method, v, horizons))
+                                for v in HEADLINE)
+            mark = "   <- chosen" if method == default else ""
+            header.append(f"#   {method:18s} {values}{mark}")
+    share, n = coverage(rows, default, HEADLINE, horizons, 0.8)
+    header.append(f"# 80 % band coverage (leave-one-origin-out): {share * 100:.0f} % of "
+                  f"{n} points")
+    config = {"name": "forecast",
+              "description": f"Do nothing: calibrated slopes carried forward as {default}",
+              "extends": extends,
+              "trends": dict(TREATMENTS[default]),
+              "bands": bands}
+    path = Path(out_path)
+    _atomic_write(path, "\n".join(header) + "\n" + dump_toml(config))
+    return path

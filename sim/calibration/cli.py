@@ -34,22 +34,56 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_backtest(args: argparse.Namespace) -> int:
-    from sim.calibration.backtest import run_backtest, write_backtest_report
+def parse_origins(text: str) -> list[int]:
+    """``2014:2020`` (a range, ends included) or ``2014,2016``."""
+    from sim.errors import InputError
 
-    results = []
-    for year in args.base_year:
-        result = run_backtest(year, args.horizon, args.targets, args.scenario,
-                              data_dir=args.data_dir)
-        errors = ", ".join(f"{e:+.1f}" for e in result.errors("calibrated", "stock"))
-        print(f"backtest from {year}: stock MAPE calibrated "
-              f"{result.mape('calibrated', 'stock'):.2f} %, uncalibrated "
-              f"{result.mape('uncalibrated', 'stock'):.2f} %, no change "
-              f"{result.mape('no_change', 'stock'):.2f} % (calibrated errors by year: "
-              f"{errors})")
-        results.append(result)
-    paths = write_backtest_report(results, args.out_dir)
-    print(f"wrote {paths['report']}, {paths['csv']} and {paths['png']}")
+    try:
+        if ":" in text:
+            first, last = (int(p) for p in text.split(":"))
+            return list(range(first, last + 1))
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise InputError(f"backtest: --origins {text!r} must be FIRST:LAST or a comma "
+                         "list of years") from None
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    import sys
+
+    from sim.calibration.backtest import (
+        HEADLINE,
+        METHODS,
+        pooled_mape,
+        run_backtests,
+        write_backtest_report,
+        write_forecast_layer,
+    )
+    from sim.errors import InputError
+
+    origins = parse_origins(args.origins)[::args.step]
+    if args.step not in (1, 2):
+        raise InputError(f"backtest: --step {args.step} must be 1 or 2")
+    methods = args.methods.split(",") if args.methods else list(METHODS)
+
+    def progress(result: object) -> None:
+        print(f"backtest: origin {result.origin} done", file=sys.stderr,
+              flush=True)
+
+    results = run_backtests(origins, args.horizon, args.targets, args.scenario,
+                            data_dir=args.data_dir, methods=methods, progress=progress)
+    paths = write_backtest_report(results, args.out_dir, args.horizon)
+    rows, default = paths["rows"], paths["default"]
+    horizons = list(range(1, args.horizon + 1))
+    for method in methods:
+        values = ", ".join(f"{v} {pooled_mape(rows, method, v, horizons):.2f}"
+                           for v in HEADLINE)
+        print(f"{method:18s} pooled MAPE %: {values}")
+    print(f"default treatment: {default}")
+    if args.layer:
+        layer = write_forecast_layer(rows, default, args.horizon, origins, args.layer)
+        print(f"wrote {layer}")
+    print(f"wrote {paths['report']}, {paths['csv']}, {paths['png']} and {paths['fans']}")
     return 0
 
 
@@ -74,14 +108,22 @@ def register(subparsers: Any) -> None:
     calibrate.set_defaults(func=_cmd_calibrate)
 
     backtest = subparsers.add_parser(
-        "backtest", help="re-estimate and re-calibrate with data up to a base year, "
-        "project forward and score against later data")
-    backtest.add_argument("--base-year", type=int, action="append", required=True,
-                          help="base year (repeat for several)")
-    backtest.add_argument("--horizon", type=int, default=None,
-                          help="years to project (default: to the last data year)")
+        "backtest", help="rolling-origin evaluation: re-estimate and re-calibrate with "
+        "data up to each origin, project by every trend treatment and naive benchmark, "
+        "score against later data")
+    backtest.add_argument("--origins", default="2014:2020",
+                          help="origin years, FIRST:LAST or a comma list (default "
+                          "2014:2020)")
+    backtest.add_argument("--step", type=int, default=1, help="take every 1st or 2nd origin")
+    backtest.add_argument("--horizon", type=int, default=3, help="years projected (default 3)")
+    backtest.add_argument("--methods", default="",
+                          help="comma list of methods (default: every treatment and "
+                          "benchmark)")
     backtest.add_argument("--targets", default=str(DEFAULT_TARGETS))
     backtest.add_argument("--scenario", default="scenarios/uncalibrated.toml")
     backtest.add_argument("--out-dir", default="outputs/backtest")
+    backtest.add_argument("--layer", default="",
+                          help="also write the forecast layer (chosen treatment and band "
+                          "scales) here, e.g. scenarios/layers/forecast.toml")
     backtest.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     backtest.set_defaults(func=_cmd_backtest)

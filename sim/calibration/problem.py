@@ -228,7 +228,9 @@ class CalibrationProblem:
             raise InputError(f"{target_set.path}: key 'settings.first_year' = "
                              f"{self.first_year} must be before the base year "
                              f"{self.base_year}")
-        self.change_year = settings.trend_change_year
+        self.change_year = (settings.trend_change_year
+                            if settings.knot_years_before_base is None
+                            else self.base_year - settings.knot_years_before_base)
         self.observed = load_observed(self.base_year, data_dir)
         self.history_years = list(range(self.first_year, self.base_year + 1))
 

@@ -34,7 +34,8 @@ COORDINATE_LABELS = {"reason": spec.CEASED_REASONS, "age_group": spec.AGE_BAND_N
                      "placement": spec.PLACEMENTS, "care_stage": spec.CARE_STAGES}
 
 SETTING_KEYS = {"first_year", "trend_change_year", "groups", "projection_end_year",
-                "max_evaluations", "history_vintage", "trend_years_after_base"}
+                "max_evaluations", "history_vintage", "trend_years_after_base",
+                "knot_years_before_base"}
 TARGET_KEYS = {"name", "group", "kind", "model", "select", "observed", "years", "year",
                "value", "value_from", "scale", "within_years", "scenario", "loss",
                "sd_relative", "sd", "weight", "note"}
@@ -55,6 +56,10 @@ class Settings:
     # rates hold); None = to the end of the projection, as in the review's "current
     # trends continue" counterfactual.
     trend_years_after_base: int | None = None
+    # When set, the knot sits this many years before the base year (so every origin
+    # of a backtest gets a recent regime of the same length) instead of at
+    # trend_change_year.
+    knot_years_before_base: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,8 @@ def _settings(where: str, table: Any, base: Settings) -> Settings:
             values[key] = _number(where, name, value, 2000, 2060, integer=True)
         elif key == "max_evaluations":
             values[key] = _number(where, name, value, 1, 100_000, integer=True)
+        elif key == "knot_years_before_base":
+            values[key] = _number(where, name, value, 1, 20, integer=True)
         elif key == "trend_years_after_base":
             values[key] = _number(where, name, value, 0, 50, integer=True)
         elif key == "groups":

@@ -50,13 +50,15 @@ def _per_month(by_year_of_age: Array) -> Array:
     return np.repeat(by_year_of_age / spec.MONTHS_PER_YEAR, spec.MONTHS_PER_YEAR)
 
 
-def effective_years(years: float, trends: dict[str, Any]) -> float:
+def effective_years(years: float, trends: dict[str, Any], hazard: str = "entry") -> float:
     """How many years of a slope have accumulated ``years`` after the base year, under
     the scenario's trend treatment (``[trends] method``):
 
     * ``linear``: all of them (the slope compounds for ever, the old behaviour);
     * ``damped``: ``phi + phi**2 + ... + phi**years`` (Gardner-McKenzie damped trend:
-      the slope fades geometrically; phi = 1 is linear, phi = 0 is hold);
+      the slope fades geometrically; phi = 1 is linear, phi = 0 is hold), with
+      ``phi = entry_damping`` for entry hazards and ``exit_damping`` for exits (the
+      backtests show exit-route declines persisted longer than entry trends did);
     * ``hold``: none (rates stay at the base year's level);
     * ``stop_after``: ``min(years, stop_after_years)``.
 
@@ -73,7 +75,7 @@ def effective_years(years: float, trends: dict[str, Any]) -> float:
         return 0.0
     if method == "stop_after":
         return float(min(years, trends.get("stop_after_years", 1)))
-    phi = float(trends.get("damping", 1.0))
+    phi = float(trends.get(f"{hazard}_damping", 1.0))
     if phi >= 1.0:
         return float(years)
     return phi * (1.0 - phi ** years) / (1.0 - phi)
@@ -85,16 +87,17 @@ def _years_since_base(params: ModelParameters, year: int) -> int:
 
 def trend_log_factor(trend_per_year: float, params: ModelParameters, year: int,
                      trends: dict[str, Any] | None = None,
-                     change_per_year: float = 0.0, change_year: int | None = None) -> float:
+                     change_per_year: float = 0.0, change_year: int | None = None,
+                     hazard: str = "entry") -> float:
     """Log multiplier of a hazard's trend in ``year``: the slope times its effective
     years, plus a change in slope after ``change_year`` (piecewise-linear trends, used
     by the calibration's history run) on the same effective time scale."""
     trends = trends or {}
-    total = effective_years(_years_since_base(params, year), trends)
+    total = effective_years(_years_since_base(params, year), trends, hazard)
     log_factor = trend_per_year * total
     if change_per_year and change_year is not None:
         before = effective_years(max(0, min(change_year, params.trend_until_year)
-                                     - params.base_year), trends)
+                                     - params.base_year), trends, hazard)
         log_factor += change_per_year * max(0.0, total - before)
     return log_factor
 
@@ -106,12 +109,6 @@ def bounded(log_factor: Array | float, trends: dict[str, Any]) -> Array:
     low = np.log(max(float(trends.get("floor", 0.0)), 1e-300))
     high = np.log(float(trends.get("ceiling", np.inf)))
     return np.exp(np.clip(log_factor, low, high))
-
-
-def trend_factor(trend_per_year: float, params: ModelParameters, year: int,
-                 trends: dict[str, Any] | None = None) -> float:
-    """Multiplier of a single trend in ``year`` (unbounded; see :func:`bounded`)."""
-    return float(np.exp(trend_log_factor(trend_per_year, params, year, trends)))
 
 
 # [trends] keys of the route-specific exit trends, in spec.EXIT_ROUTES order.
@@ -134,10 +131,10 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
     entry = params.entry_rate_per_year * entry_trend * entry_scale
 
     exit_log = trend_log_factor(params.exit_trend_per_year, params, year, trends,
-                                trends["exit_trend_change_per_year"], change_year)
+                                trends["exit_trend_change_per_year"], change_year, "exit")
     route_trend = bounded(exit_log + np.array([
-        trend_log_factor(trends[key], params, year, trends) for key in ROUTE_TREND_KEYS]),
-        trends)
+        trend_log_factor(trends[key], params, year, trends, hazard="exit")
+        for key in ROUTE_TREND_KEYS]), trends)
     route_multiplier = np.array([
         multipliers["reunification_multiplier"] * effects.reunification_multiplier,
         multipliers["adoption_multiplier"],

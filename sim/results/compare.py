@@ -15,7 +15,14 @@ Definitions (years end 31 March; money in 2021-22 prices, see ``sim.model.costs`
   discounted costs weight year Y by ``(1 + r) ** -(Y - base year)`` with ``r`` the
   run's ``costs.discount_rate`` (HM Treasury Green Book 3.5 %);
 - ``net_saving_discounted`` = baseline discounted cost - scenario discounted cost
-  (positive = the scenario saves money, programme spending included).
+  (positive = the scenario saves money, programme spending included);
+- ``kept_at_home_YEAR_80_band`` = the paired 80 % band of that difference.  Both runs
+  share the trend and parameter errors that make the *level* uncertain (common
+  parameters, common random numbers), and lever effects are proportional to the
+  hazards they act on, so a level that is x % off moves the difference by about x %:
+  the band is the difference times the baseline's relative 80 % band
+  (``looked_after_quantiles``, sim/results/bands.py).  Far narrower than the level's
+  band, which is the point: the scenarios' ranking is much surer than their level.
 """
 
 from __future__ import annotations
@@ -163,6 +170,25 @@ def find_baseline(results: Sequence[ScenarioResult], baseline: str) -> ScenarioR
     return None
 
 
+def paired_band(reference: ScenarioResult, result: ScenarioResult, year: int,
+                level: float) -> str:
+    """"low to high" of the difference reference - result in ``year`` (see the module
+    docstring); empty when the reference carries no prediction bands."""
+    if "looked_after_quantiles" not in reference.ds or result is reference:
+        return ""
+    bands = reference.ds["looked_after_quantiles"].sel(year=year)
+    low_q, high_q = round(0.5 - level / 2, 3), round(0.5 + level / 2, 3)
+    quantiles = [round(float(q), 3) for q in bands["quantile"].values]
+    if low_q not in quantiles or high_q not in quantiles:
+        return ""
+    centre = float(bands.sel(quantile=0.5))
+    difference = (value_in(reference, "looked_after", year)
+                  - value_in(result, "looked_after", year))
+    ends = sorted(difference * float(bands.sel(quantile=q)) / centre
+                  for q in (low_q, high_q))
+    return f"{ends[0]:,.0f} to {ends[1]:,.0f}"
+
+
 def comparison_table(results: Sequence[ScenarioResult], baseline: str = "baseline",
                      years: Sequence[int] = DEFAULT_YEARS) -> pd.DataFrame:
     """One row per scenario (numbers unrounded; see :func:`to_markdown` for display).
@@ -183,6 +209,8 @@ def comparison_table(results: Sequence[ScenarioResult], baseline: str = "baselin
         row[f"kept_at_home_{last_year}"] = (
             value_in(reference, "looked_after", last_year)
             - value_in(result, "looked_after", last_year) if reference else missing)
+        row[f"kept_at_home_{last_year}_80_band"] = (
+            paired_band(reference, result, last_year, 0.8) if reference else "")
         row[f"starts_avoided_{span}"] = (cumulative(reference, "started", period)
                                          - cumulative(result, "started", period)
                                          if reference else missing)

@@ -52,10 +52,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table = comparison_table(results, baseline=args.baseline, years=args.years)
     csv_path = atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
     md_path = atomic_write_text(out / "comparison.md", to_markdown(table))
-    figures = [Figure("Children looked after", plots.trajectories(results,
-                                                                   out / "trajectories.png"),
-                      "Children looked after at 31 March by scenario; crosses: the review's "
-                      "figures for context (not calibration targets).", "trajectories")]
+    figures = []
+    history = plots.history_and_projection(results, args.baseline,
+                                           out / "history_projection.png")
+    if history is not None:
+        figures.append(Figure(
+            "History and projection", history,
+            "DfE's published stock 2012-2022 joined to the projections.  Shaded: the "
+            f"'{args.baseline}' 50 / 80 / 95 % prediction bands, built from the errors of "
+            "projections made from origins 2014-2020 with data up to each origin only "
+            "(cicsim backtest; coverage in outputs/backtest/skill.md).  Differences between "
+            "scenarios are far more certain than levels: see the comparison table's paired "
+            "bands.", "history"))
+    figures.append(Figure("Children looked after", plots.trajectories(
+        results, out / "trajectories.png"), "Children looked after at 31 March by "
+        "scenario; crosses: the review's figures for context (not calibration targets).",
+        "trajectories"))
     kept = plots.kept_at_home(results, args.baseline, out / "kept_at_home.png")
     if kept is not None:
         figures.append(Figure("Children kept at home", kept,

@@ -65,6 +65,56 @@ def _line(axis: plt.Axes, result: ScenarioResult, name: str, scale: float = 1.0,
                   marker="o", markersize=2.5)
 
 
+def published_looked_after(first: int = 2012) -> dict[int, float]:
+    """DfE's published 31 March stock (latest vintage), ``first`` to the last data year."""
+    from sim.datasets import load_observed
+    from sim.scenarios.schema import LAST_DATA_YEAR
+
+    observed = load_observed(LAST_DATA_YEAR)
+    values = {y: observed.get("looked_after_31_march", y)
+              for y in range(first, LAST_DATA_YEAR + 1)}
+    return {y: v for y, v in values.items() if v is not None}
+
+
+def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
+                           path: Path) -> Path | None:
+    """Published history 2012-2022 joined to the baseline projection with its 50 / 80
+    / 95 % prediction bands (from backtest errors), other scenarios as lines."""
+    reference = find_baseline(results, baseline)
+    if reference is None:
+        return None
+    figure, axis = plt.subplots(figsize=(8.5, 4.8))
+    history = published_looked_after()
+    years = sorted(history)
+    axis.plot(years, [history[y] / 1e3 for y in years], "o-", color="black", ms=3.5,
+              label="published (DfE, latest revision)")
+    axis.plot([2022], [82.17], "x", color="black", ms=6,
+              label="2022 as first published (82,170)")
+    colors = scenario_colors(results)
+    if "looked_after_quantiles" in reference.ds:
+        bands = reference.ds["looked_after_quantiles"]
+        band_years = bands["year"].values
+        for (low, high), alpha in (((0.025, 0.975), 0.12), ((0.1, 0.9), 0.2),
+                                   ((0.25, 0.75), 0.3)):
+            axis.fill_between(band_years, bands.sel(quantile=low).values / 1e3,
+                              bands.sel(quantile=high).values / 1e3, alpha=alpha,
+                              color=colors[reference.name], linewidth=0,
+                              label=f"{reference.name}: {round((high - low) * 100)} % band")
+    for result in results:
+        values = mean_over_replicates(series(result, "looked_after"))
+        axis.plot(values["year"].values, values.values / 1e3, color=colors[result.name],
+                  lw=2.2 if result is reference else 1.0,
+                  label=result.name if result is reference else f"{result.name}")
+    for year, value, label in REVIEW_LOOKED_AFTER[1:]:
+        axis.plot([year], [value / 1e3], "P", color="tab:red", ms=9, label=label)
+    axis.set_ylabel("children looked after at 31 March (thousands)")
+    axis.set_title("Published history and projections, with prediction bands from "
+                   "out-of-sample backtest errors", fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=6.5, loc="upper left", ncol=2)
+    return _save(figure, path)
+
+
 def trajectories(results: Sequence[ScenarioResult], path: Path) -> Path:
     """Children looked after at 31 March by scenario, with the review's reference points."""
     figure, axis = plt.subplots(figsize=(8, 4.6))

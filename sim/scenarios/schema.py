@@ -44,9 +44,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "run": _run_fields(),
     "initial": {
         "looked_after_vintage": Field(
-            ("first_published", "latest"), "first_published",
-            "which published 31 March stock initialises the base year: the figure first "
-            "published (82,170 for 2022) or DfE's latest revision (82,090)"),
+            ("first_published", "latest"), "latest",
+            "which published 31 March stock initialises the base year: DfE's latest "
+            "revision (82,090 for 2022; the vintage every fit and backtest uses, so the "
+            "bands apply to it) or the figure first published (82,170, the review's "
+            "starting point)"),
     },
     "population": {
         "births_per_year": Field(
@@ -74,8 +76,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
                         "how trend slopes carry forward from the base year: linear "
                         "(compound for ever), damped (slope fades by `damping` a year), "
                         "hold (base-year rates), stop_after (`stop_after_years` then flat)"),
-        "damping": Field(float, 1.0, "damped trend factor phi per year (1 = linear, 0 = "
-                         "hold)", 0.0, 1.0),
+        "entry_damping": Field(float, 1.0, "damped trend factor phi per year for entry "
+                               "hazards (1 = linear, 0 = hold)", 0.0, 1.0),
+        "exit_damping": Field(float, 1.0, "damped trend factor phi per year for exit "
+                              "hazards (1 = linear, 0 = hold)", 0.0, 1.0),
         "stop_after_years": Field(int, 1, "years a trend continues under method = "
                                   "stop_after", 0, 50),
         "floor": Field(float, 0.0, "no trend takes a hazard below this share of its "
@@ -143,6 +147,18 @@ SECTIONS: dict[str, dict[str, Field]] = {
     },
     "capacity": CAPACITY_FIELDS,  # sim/model/capacity.py (DES engine)
     "costs": COST_FIELDS,  # sim/model/levers.py
+    # Prediction intervals (sim/results/bands.py): written by `cicsim backtest` into
+    # scenarios/layers/forecast.toml; empty lists mean no bands.
+    "bands": {
+        "looked_after_log_sd": Field(float, [], "root-mean-square log error of backtest "
+                                     "projections of the stock at horizons 1, 2, ...",
+                                     0.0, 2.0, is_list=True),
+        "started_log_sd": Field(float, [], "the same for starts", 0.0, 2.0, is_list=True),
+        "ceased_log_sd": Field(float, [], "the same for ceased", 0.0, 2.0, is_list=True),
+        "growth_exponent": Field(float, 1.0, "beyond the tested horizons the scale grows "
+                                 "as horizon ** this", 0.0, 2.0),
+        "source": Field(str, "", "where the scales came from (backtest origins, method)"),
+    },
 }
 
 TOP_LEVEL: dict[str, Field] = {
