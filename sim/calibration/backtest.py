@@ -39,24 +39,50 @@ from sim.calibration.targets import Target, TargetSet, load_targets  # noqa: E40
 from sim.datasets import Observed, load_observed  # noqa: E402
 from sim.engines import stockflow  # noqa: E402
 from sim.errors import InputError  # noqa: E402
+from sim.model.estimate import recent_slopes  # noqa: E402
+from sim.model.rates import ROUTE_TREND_KEYS  # noqa: E402
 from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR  # noqa: E402
 
-# Trend treatments scored for the model: scenario [trends] keys applied on top of the
-# slopes calibrated at each origin.  Floors/ceilings (ASSUMPTION: no trend more than
-# halves or doubles a hazard) go with every treatment but "linear", which is kept
-# exactly as the old behaviour.
+# Trend treatments scored for the model.  Each is: where the slopes come from
+# ("calibrated": the history fit's latest regime; "recent": log-linear slopes of the
+# published rates over the last RECENT_WINDOW years, estimate.recent_slopes), which
+# exit routes keep their slope (the others are held at the base year's level), and
+# the scenario [trends] keys that carry the slopes forward.  Floors/ceilings
+# (ASSUMPTION: no trend more than halves or doubles a hazard) go with every treatment
+# but "linear", kept exactly as the old behaviour.
 BOUNDS = {"floor": 0.5, "ceiling": 2.0}
-TREATMENTS: dict[str, dict[str, Any]] = {"linear": {"method": "linear"}}
-# Damped: entry and exit damping on a grid (phi_entry/phi_exit in the name).
-DAMPING_GRID: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9, 1.0)
-TREATMENTS.update({
-    f"damped_{entry:g}_{exit_:g}": {"method": "damped", "entry_damping": entry,
-                                     "exit_damping": exit_, **BOUNDS}
-    for entry in DAMPING_GRID for exit_ in DAMPING_GRID})
-TREATMENTS.update({
-    "stop_after_1": {"method": "stop_after", "stop_after_years": 1, **BOUNDS},
-    "hold": {"method": "hold", **BOUNDS},
-})
+RECENT_WINDOW = 3
+ALL_ROUTES: tuple[str, ...] = ("returned_home", "adoption", "sgo_cao", "other")
+# The two routes whose published counts fell in every year 2016-2021 (returned home,
+# adoption); SGO/CAO and other exits moved without a sustained direction.
+DECLINING_ROUTES: tuple[str, ...] = ("returned_home", "adoption")
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How slopes are made and carried forward from an origin."""
+
+    slopes: str  # "calibrated" | "recent"
+    trends: dict[str, Any]  # [trends] keys: method, dampings, bounds
+    routes: tuple[str, ...] = ALL_ROUTES  # exit routes that keep their slope
+
+
+GRID: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0)
+TREATMENTS: dict[str, Treatment] = {
+    "linear": Treatment("calibrated", {"method": "linear"}),
+    "hold": Treatment("calibrated", {"method": "hold", **BOUNDS}),
+    "stop_after_1": Treatment("calibrated", {"method": "stop_after",
+                                             "stop_after_years": 1, **BOUNDS}),
+}
+for _entry in GRID:
+    for _exit in GRID:
+        _damped = {"method": "damped", "entry_damping": _entry, "exit_damping": _exit,
+                   **BOUNDS}
+        TREATMENTS[f"calibrated_damped_{_entry:g}_{_exit:g}"] = Treatment("calibrated",
+                                                                          _damped)
+        TREATMENTS[f"recent_damped_{_entry:g}_{_exit:g}"] = Treatment("recent", _damped)
+        TREATMENTS[f"recent_declining_damped_{_entry:g}_{_exit:g}"] = Treatment(
+            "recent", _damped, DECLINING_ROUTES)
 BENCHMARKS: tuple[str, ...] = ("no_change", "linear_trend_5y", "random_walk_drift")
 METHODS: tuple[str, ...] = (*TREATMENTS, *BENCHMARKS)
 # The variables that choose the default treatment (equal weight) and must beat the
@@ -134,14 +160,35 @@ def benchmark_projections(history: dict[int, float], origin: int, horizon: int
     return out
 
 
-def treatment_records(result: CalibrationResult, treatment: dict[str, Any],
+def recent_trend_keys(observed: Observed, base_year: int, routes: Sequence[str]
+                      ) -> dict[str, float]:
+    """[trends] slope keys from the recent published rates (routes not in ``routes``
+    held at their base-year level)."""
+    slopes = recent_slopes(observed, base_year, RECENT_WINDOW)
+    keys = dict(zip(ALL_ROUTES, ROUTE_TREND_KEYS, strict=True))
+    return {"trends.entry_trend_per_year": slopes["entry"],
+            "trends.exit_trend_per_year": 0.0,
+            **{f"trends.{keys[route]}": (slopes[route] if route in routes else 0.0)
+               for route in ALL_ROUTES}}
+
+
+def treatment_slopes(result: CalibrationResult, treatment: Treatment) -> dict[str, float]:
+    """The [trends] slope keys a treatment carries forward from the origin."""
+    if treatment.slopes == "calibrated":
+        return dict(result.carried)
+    return recent_trend_keys(result.problem.observed, result.problem.base_year,
+                             treatment.routes)
+
+
+def treatment_records(result: CalibrationResult, treatment: Treatment,
                       end_year: int) -> dict[int, dict[str, Any]]:
-    """The calibrated projection from the origin under one trend treatment."""
+    """The projection from the origin under one trend treatment."""
     problem = result.problem
     config = copy.deepcopy(problem.projection_config)
     config["run"]["end_year"] = end_year
-    config["trends"].update(treatment)
-    params = apply_carried(problem.projection_params, config, result.carried)
+    config["trends"].update(treatment.trends)
+    params = apply_carried(problem.projection_params, config,
+                           treatment_slopes(result, treatment))
     run = stockflow.project(params, config)
     return dict(zip(run["years"], run["records"], strict=True))
 
@@ -479,7 +526,8 @@ def write_backtest_report(results: Sequence[OriginResult], out_dir: str | Path,
 # --- the generated forecast layer ----------------------------------------------------------
 def write_forecast_layer(rows: Sequence[Row], default: str, horizon: int,
                          origins: Sequence[int], out_path: str | Path,
-                         extends: str = "calibrated.toml") -> Path:
+                         slopes: dict[str, float], extends: str = "calibrated.toml"
+                         ) -> Path:
     """``scenarios/layers/forecast.toml``: the chosen trend treatment and the band
     scales, extending the calibrated layer (``baseline.toml`` extends this file).
 
@@ -514,11 +562,36 @@ def write_forecast_layer(rows: Sequence[Row], default: str, horizon: int,
     share, n = coverage(rows, default, HEADLINE, horizons, 0.8)
     header.append(f"# 80 % band coverage (leave-one-origin-out): {share * 100:.0f} % of "
                   f"{n} points")
+    treatment = TREATMENTS[default]
+    trends: dict[str, Any] = dict(treatment.trends)
+    if treatment.slopes == "recent":
+        header.append(f"# slopes: log-linear over the {RECENT_WINDOW} published years to "
+                      "the base year (estimate.recent_slopes); exit routes keeping a "
+                      f"slope: {', '.join(treatment.routes)}")
+        trends.update({key.split(".", 1)[1]: round(value, 6) for key, value in
+                       slopes.items()})
+        trends.update(entry_trend_change_per_year=0.0, exit_trend_change_per_year=0.0)
     config = {"name": "forecast",
-              "description": f"Do nothing: calibrated slopes carried forward as {default}",
+              "description": f"Do nothing: trend treatment {default} (best out of sample)",
               "extends": extends,
-              "trends": dict(TREATMENTS[default]),
+              "trends": trends,
               "bands": bands}
     path = Path(out_path)
     _atomic_write(path, "\n".join(header) + "\n" + dump_toml(config))
     return path
+
+
+def base_year_slopes(method: str, scenario_path: str | Path | None = None,
+                     data_dir: Path | None = None) -> dict[str, float]:
+    """The slopes a "recent" treatment carries from the scenario's own base year (all
+    shipped data); empty for calibrated treatments (their slopes are the calibrated
+    layer's)."""
+    from sim.scenarios.loader import load_scenario
+
+    treatment = TREATMENTS[method]
+    if treatment.slopes != "recent":
+        return {}
+    scenario = load_scenario(scenario_path or "scenarios/uncalibrated.toml")
+    base_year = int(scenario.config["run"]["base_year"])
+    return recent_trend_keys(load_observed(base_year, data_dir), base_year,
+                             treatment.routes)

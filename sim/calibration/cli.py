@@ -54,6 +54,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from sim.calibration.backtest import (
         HEADLINE,
         METHODS,
+        base_year_slopes,
         pooled_mape,
         run_backtests,
         write_backtest_report,
@@ -81,7 +82,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         print(f"{method:18s} pooled MAPE %: {values}")
     print(f"default treatment: {default}")
     if args.layer:
-        layer = write_forecast_layer(rows, default, args.horizon, origins, args.layer)
+        slopes = base_year_slopes(default, args.scenario, args.data_dir)
+        layer = write_forecast_layer(rows, default, args.horizon, origins, args.layer,
+                                     slopes)
         print(f"wrote {layer}")
     print(f"wrote {paths['report']}, {paths['csv']}, {paths['png']} and {paths['fans']}")
     return 0

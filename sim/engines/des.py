@@ -1081,7 +1081,9 @@ class _ReplicateRun:
         h = self.home
         at_home = int(((h["start"] <= moment) & (moment < h["end"])).sum())
         rates = model.rates[year - 1]
-        started_by_band = np.array(self.started[year], dtype=float) * inverse
+        every_start = np.array(self.started[year], dtype=float) * inverse
+        # DfE basis, as in the stock-flow engine (ModelParameters.repeat_start_share)
+        started_by_band = every_start * (1.0 - rates.repeat_start_share)
         ceased = np.array(self.ceased[year], dtype=float) * inverse
         looked_after = in_care.size * inverse
         pool = float(model.pool.year_end_pool[year])
@@ -1100,6 +1102,7 @@ class _ReplicateRun:
             "looked_after_uasc": np.array((stream == UASC).sum() * inverse),
             "started": np.array(started_by_band.sum()),
             "started_by_age": started_by_band,
+            "started_every_episode": np.array(every_start.sum()),
             "started_uasc": np.array(self.started_uasc[year] * inverse),
             "started_first_in_year": np.array(self.first_starts[year] * inverse),
             "ceased": ceased,

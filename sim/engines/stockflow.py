@@ -295,8 +295,10 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
         c["ceased_returned_home"].sum(), c["ceased_adoption"].sum(),
         c["ceased_sgo_cao"].sum(), tally.turned_18_by_stream.sum(),
         c["ceased_other"].sum()])
-    started_by_band = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
-                       + c["started_at_birth"])
+    every_start = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
+                   + c["started_at_birth"])
+    # DfE basis: a child's first start in the year only (ModelParameters.repeat_start_share)
+    started_by_band = every_start * (1.0 - rates.repeat_start_share)
     looked_after = stock.sum()
     pool = x[:, L.cin_pool].sum()
     return {
@@ -307,6 +309,7 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
         "looked_after_uasc": np.array(stock[:, 1].sum()),
         "started": np.array(started_by_band.sum()),
         "started_by_age": started_by_band,
+        "started_every_episode": np.array(every_start.sum()),
         "started_uasc": np.array(c["started_uasc"].sum()),
         "ceased": ceased,
         "returned_home": np.array(c["ceased_returned_home"].sum()),

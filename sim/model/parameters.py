@@ -43,6 +43,12 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {
         "per CIN-pool child per year, by age band", 0, 5,
         "(started_during_year__age__* - UASC starts - modelled re-entries) / CIN pool in band;"
         " pool split by age in proportion to the child population (ASSUMPTION)"),
+    "repeat_start_share": ParameterInfo(
+        "share of all starts", 0, 0.2,
+        "mean over the last 3 years to the base year of the stock-identity gap "
+        "(change in the 31 March stock - (started - ceased)), as a share of all starts: "
+        "starts DfE does not count because it counts a child's first start in the year "
+        "only (ASSUMPTION: the whole gap is uncounted repeat starts)"),
     "birth_entry_share": ParameterInfo(
         "share of births", 0, 0.05,
         "set so the model's equilibrium under-1 stock, given started_during_year__age__"
@@ -117,6 +123,9 @@ class ModelParameters:
     # the initial state's age profile within the 16+ band is shaped so the base year's
     # flow through the 18th birthday equals it (stockflow.scale_to_observed).
     turned_18_base: float = float("nan")
+    # Share of the model's starts (every episode) that DfE's first-start-in-year count
+    # leaves out; see PARAMETER_INFO.
+    repeat_start_share: float = 0.0
     # Base-year state (month of age x model state, sim.model.spec.LAYOUT): the
     # equilibrium age x duration structure of the base-year rates scaled to the
     # published stock.  Both engines start from it.

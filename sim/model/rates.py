@@ -34,6 +34,7 @@ class YearRates:
     reentry_rate: Array  # (home stages,)
     placement_mix: Array  # (streams, placements) entry mix
     effects: LeverEffects
+    repeat_start_share: float = 0.0  # starts DfE's first-start count leaves out
 
 
 def population_in_year(params: ModelParameters, year: int) -> Array:
@@ -179,4 +180,5 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         reentry_rate=reentry,
         placement_mix=mix,
         effects=effects,
+        repeat_start_share=params.repeat_start_share,
     )

@@ -34,10 +34,16 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                               "looked after at 31 March by time-in-care stage"),
     "looked_after_uasc": ((), "children", "unaccompanied asylum-seeking children looked "
                           "after at 31 March"),
-    "started": ((), "children per year", "starts of care during the year ending 31 March: "
-                "entries from the CIN pool, UASC arrivals and re-entries (every start; "
-                "DfE counts a child's first start in the year only)"),
-    "started_by_age": (("age_group",), "children per year", "starts by age at start"),
+    "started": ((), "children per year", "starts of care during the year ending 31 March "
+                "on DfE's basis (a child's first start in the year only): every start "
+                "less the share DfE's count leaves out (ModelParameters.repeat_start_share, "
+                "from the published stock identity)"),
+    "started_every_episode": ((), "children per year", "every start of care during the "
+                              "year (entries from the CIN pool, UASC arrivals, re-entries, "
+                              "at birth): looked_after(t) - looked_after(t-1) = this - "
+                              "ceased"),
+    "started_by_age": (("age_group",), "children per year", "starts by age at start (DfE "
+                       "basis, as started)"),
     "started_uasc": ((), "children per year", "UASC starting care"),
     "ceased": (("reason",), "children per year", "children who ceased to be looked after, "
                "by reason (turned_18 = on the 18th birthday)"),

@@ -129,14 +129,15 @@ def test_stock_changes_by_starts_minus_ends(baseline_params: ModelParameters) ->
     ds = run_des(baseline_params)
     stock = ds["looked_after"]
     change = stock.diff("year")
-    flows = (ds["started"] - ds["ceased"].sum("reason")).isel(year=slice(1, None))
+    flows = (ds["started_every_episode"] - ds["ceased"].sum("reason")).isel(
+        year=slice(1, None))
     assert np.allclose(change.values, flows.values, rtol=0, atol=1e-6)
     by_parts = ds["looked_after_by_placement"].sum("placement")
     assert np.allclose(by_parts, stock) and np.allclose(ds["looked_after_by_age"].sum(
         "age_group"), stock) and np.allclose(ds["looked_after_by_stage"].sum("care_stage"),
                                             stock)
     assert (ds["started_first_in_year"].isel(year=slice(1, None))
-            <= ds["started"].isel(year=slice(1, None))).all()
+            <= ds["started_every_episode"].isel(year=slice(1, None))).all()
     assert np.isnan(ds["started_first_in_year"].isel(year=0)).all()
 
 

@@ -45,7 +45,7 @@ def test_base_year_flows_within_5_percent_of_published(baseline: xr.Dataset) -> 
 
 def test_stock_identity_every_year(baseline: xr.Dataset) -> None:
     stock = baseline.looked_after.values
-    net = (baseline.started - baseline.ceased.sum("reason")).values
+    net = (baseline.started_every_episode - baseline.ceased.sum("reason")).values
     np.testing.assert_allclose(stock[1:], stock[:-1] + net[1:], rtol=1e-10)
 
 
