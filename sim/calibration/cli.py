@@ -54,7 +54,11 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from sim.calibration.backtest import (
         HEADLINE,
         METHODS,
+        SHOWN,
+        all_rows,
         base_year_slopes,
+        choose_default,
+        outlook,
         pooled_mape,
         run_backtests,
         write_backtest_report,
@@ -73,8 +77,11 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
     results = run_backtests(origins, args.horizon, args.targets, args.scenario,
                             data_dir=args.data_dir, methods=methods, progress=progress)
-    paths = write_backtest_report(results, args.out_dir, args.horizon)
-    rows, default = paths["rows"], paths["default"]
+    rows = all_rows(results)
+    default = choose_default(rows, list(range(1, args.horizon + 1)))
+    shown = [m for m in dict.fromkeys((default, *SHOWN)) if m in methods]
+    paths = write_backtest_report(results, args.out_dir, args.horizon,
+                                  outlook(shown, data_dir=args.data_dir))
     horizons = list(range(1, args.horizon + 1))
     for method in methods:
         values = ", ".join(f"{v} {pooled_mape(rows, method, v, horizons):.2f}"

@@ -27,6 +27,10 @@ def quantile_bands(ds: xr.Dataset, quantiles: Sequence[float] = QUANTILES) -> xr
     if "replicate" not in ds.dims:
         raise ValueError("quantile bands need a dataset with a 'replicate' dimension "
                          "(a discrete-event run)")
+    # Prediction bands (sim/results/bands.py) are already quantiles, of the level, not
+    # of the replicates: they stay in the main file only.
+    ds = ds.drop_vars([v for v in ds.data_vars if "quantile" in ds[v].dims]
+                      + (["quantile"] if "quantile" in ds.coords else []))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="All-NaN slice encountered")
         bands = ds.quantile(list(quantiles), dim="replicate", skipna=True, keep_attrs=True)

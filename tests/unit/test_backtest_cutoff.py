@@ -1,5 +1,6 @@
-"""Backtests read nothing after the base year: corrupt every later row and show that
-estimation, calibration and the projection do not move (only the scoring does)."""
+"""Backtests read nothing after the origin: corrupt every later row and show that
+estimation, calibration and every method's projection (model treatments and naive
+benchmarks) do not move (only the scoring does)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ import pytest
 
 from sim.calibration.backtest import (
     METHODS,
-    BacktestResult,
-    mape_by_horizon_markdown,
-    run_backtest,
+    TREATMENTS,
+    OriginResult,
+    run_backtests,
+    run_origin,
     write_backtest_report,
+    write_forecast_layer,
 )
+from sim.calibration.targets import load_targets
 from sim.cli import main
 from sim.datasets import DATA_DIR, load_observed
 from sim.errors import InputError
+from sim.scenarios.loader import load_scenario
 
 BASE_YEAR = 2016
 
@@ -73,59 +78,72 @@ def corrupted_copy(tmp_path: Path, after: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def backtests(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestResult,
-                                                                  BacktestResult, Path]:
+def backtests(tmp_path_factory: pytest.TempPathFactory) -> tuple[OriginResult,
+                                                                  OriginResult, Path]:
     corrupted = corrupted_copy(tmp_path_factory.mktemp("cutoff"), BASE_YEAR)
-    return (run_backtest(BASE_YEAR, horizon=4), run_backtest(BASE_YEAR, horizon=4,
-                                                             data_dir=corrupted), corrupted)
+    targets = load_targets()
+    return (run_origin(BASE_YEAR, 3, targets), run_origin(BASE_YEAR, 3, targets,
+                                                          data_dir=corrupted), corrupted)
 
 
 def test_corruption_is_visible_to_a_reader_of_later_years(
-        backtests: tuple[BacktestResult, BacktestResult, Path]) -> None:
+        backtests: tuple[OriginResult, OriginResult, Path]) -> None:
     corrupted = backtests[2]
     clean, dirty = load_observed(2022), load_observed(2022, corrupted)
     assert dirty.get("looked_after_31_march", 2020) != clean.get("looked_after_31_march", 2020)
     assert load_observed(BASE_YEAR, corrupted).series == load_observed(BASE_YEAR).series
 
 
-def test_nothing_after_the_base_year_is_read(
-        backtests: tuple[BacktestResult, BacktestResult, Path]) -> None:
+def test_nothing_after_the_origin_is_read_by_any_method(
+        backtests: tuple[OriginResult, OriginResult, Path]) -> None:
     clean, dirty, _ = backtests
     a, b = clean.calibration, dirty.calibration
     assert np.array_equal(a.values, b.values)
     assert np.array_equal(a.carried_values, b.carried_values)
-    assert np.array_equal(a.covariance, b.covariance)
     assert np.array_equal(a.problem.projection_params.initial_state,
                           b.problem.projection_params.initial_state)
-    for record_a, record_b in zip(a.projection_records, b.projection_records, strict=True):
-        assert float(record_a["looked_after"]) == float(record_b["looked_after"])
+    assert set(clean.projected) == set(METHODS)  # every model treatment and benchmark
     for method in METHODS:
-        assert clean.projected[method] == dirty.projected[method]
+        assert clean.projected[method] == dirty.projected[method], method
+        assert any(clean.projected[method][v] for v in clean.projected[method]), method
     # ... while the scoring, which reads the later years on purpose, does see them
     assert clean.observed["stock"] != dirty.observed["stock"]
+    assert [r["error_pct"] for r in clean.rows()] != [r["error_pct"] for r in dirty.rows()]
 
 
-def test_backtest_scores_every_later_year(
-        backtests: tuple[BacktestResult, BacktestResult, Path], tmp_path: Path) -> None:
+def test_rows_and_report(backtests: tuple[OriginResult, OriginResult, Path],
+                         tmp_path: Path) -> None:
     clean = backtests[0]
-    assert clean.years == [2017, 2018, 2019, 2020]
-    assert clean.observed["stock"][0] == 72_600
-    errors = clean.errors("calibrated", "stock")
-    assert errors[0] == pytest.approx(
-        (clean.projected["calibrated"]["stock"][0] / 72_600 - 1) * 100)
-    assert clean.mape("no_change", "stock") == pytest.approx(
-        np.mean([abs(70_400 / o - 1) * 100 for o in clean.observed["stock"]]))
-    table = mape_by_horizon_markdown([clean])
-    assert "| 2016 | calibrated |" in table and "h=4" in table
-    paths = write_backtest_report([clean], tmp_path)
-    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
-    assert "## ceased" in paths["report"].read_text(encoding="utf-8")
+    rows = clean.rows()
+    stock = [r for r in rows if r["method"] == "no_change" and r["variable"] == "stock"]
+    assert [r["year"] for r in stock] == [2017, 2018, 2019]
+    assert all(r["projected"] == 70_400 for r in stock)  # 2016's published stock
+    assert stock[0]["error_pct"] == pytest.approx((70_400 / 72_600 - 1) * 100)
+    assert {r["horizon"] for r in rows} == {1, 2, 3}
+    paths = write_backtest_report([clean], tmp_path, 3)
+    header = paths["csv"].read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("method,variable,horizon,origin")
+    assert "error_pct" in header
+    text = paths["report"].read_text(encoding="utf-8")
+    assert f"**Default treatment: `{paths['default']}`**" in text
+    assert paths["default"] in TREATMENTS
+    for png in ("png", "fans"):
+        assert paths[png].read_bytes()[:4] == b"\x89PNG"
+    layer = write_forecast_layer(paths["rows"], paths["default"], 3, [BASE_YEAR],
+                                 tmp_path / "forecast.toml", {},
+                                 extends=str(Path("scenarios/layers/calibrated.toml")
+                                             .resolve()))
+    scenario = load_scenario(layer)  # a valid scenario (extends the calibrated layer)
+    assert scenario.config["bands"]["looked_after_log_sd"]
 
 
 def test_backtest_input_errors() -> None:
-    with pytest.raises(InputError, match=r"backtest: --base-year 2022 must lie in "
-                       "2013-2021"):
-        run_backtest(2022)
-    with pytest.raises(InputError, match=r"backtest: --horizon 0 must be at least 1"):
-        run_backtest(2016, horizon=0)
-    assert main(["backtest", "--base-year", "2030"]) == 2
+    targets = load_targets()
+    with pytest.raises(InputError, match=r"origin 2022 must lie in 2013-2021"):
+        run_backtests([2022], 3, targets)
+    with pytest.raises(InputError, match=r"--horizon 0 must be at least 1"):
+        run_backtests([2016], 0, targets)
+    with pytest.raises(InputError, match=r"unknown method 'magic'"):
+        run_backtests([2016], 3, targets, methods=["magic"])
+    assert main(["backtest", "--origins", "2030:2031"]) == 2
+    assert main(["backtest", "--origins", "twenty"]) == 2

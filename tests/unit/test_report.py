@@ -143,4 +143,7 @@ def test_compare_without_extras_finds_none_in_an_empty_folder(tmp_path: Path) ->
     assert main(["compare", str(run), "--out", str(out)]) == 0
     parser = ReportParser()
     parser.feed((out / "report.html").read_text(encoding="utf-8"))
-    assert {alt for alt, _ in parser.images} == {"Children looked after", "Cost per year"}
+    assert {alt for alt, _ in parser.images} == {"History and projection",
+                                                 "Children looked after", "Cost per year"}
+    # the first chart is the published history joined to the projection
+    assert parser.images[0][0] == "History and projection"
