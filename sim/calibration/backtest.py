@@ -41,6 +41,7 @@ from sim.engines import stockflow  # noqa: E402
 from sim.errors import InputError  # noqa: E402
 from sim.model.estimate import recent_slopes  # noqa: E402
 from sim.model.rates import ROUTE_TREND_KEYS  # noqa: E402
+from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS  # noqa: E402
 from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR  # noqa: E402
 
 # Trend treatments scored for the model.  Each is: where the slopes come from
@@ -65,6 +66,7 @@ class Treatment:
     slopes: str  # "calibrated" | "recent"
     trends: dict[str, Any]  # [trends] keys: method, dampings, bounds
     routes: tuple[str, ...] = ALL_ROUTES  # exit routes that keep their slope
+    entry_by_age: bool = False  # recent entry slopes by age band, not one for all
 
 
 GRID: tuple[float, ...] = (0.5, 0.7, 0.9, 1.0)
@@ -83,6 +85,8 @@ for _entry in GRID:
         TREATMENTS[f"recent_damped_{_entry:g}_{_exit:g}"] = Treatment("recent", _damped)
         TREATMENTS[f"recent_declining_damped_{_entry:g}_{_exit:g}"] = Treatment(
             "recent", _damped, DECLINING_ROUTES)
+        TREATMENTS[f"recent_declining_byage_damped_{_entry:g}_{_exit:g}"] = Treatment(
+            "recent", _damped, DECLINING_ROUTES, entry_by_age=True)
 BENCHMARKS: tuple[str, ...] = ("no_change", "linear_trend_5y", "random_walk_drift")
 METHODS: tuple[str, ...] = (*TREATMENTS, *BENCHMARKS)
 # The variables that choose the default treatment (equal weight) and must beat the
@@ -163,16 +167,19 @@ def benchmark_projections(history: dict[int, float], origin: int, horizon: int
     return out
 
 
-def recent_trend_keys(observed: Observed, base_year: int, routes: Sequence[str]
+def recent_trend_keys(observed: Observed, base_year: int, treatment: Treatment
                       ) -> dict[str, float]:
-    """[trends] slope keys from the recent published rates (routes not in ``routes``
-    held at their base-year level)."""
+    """[trends] slope keys from the recent published rates (routes not in
+    ``treatment.routes`` held at their base-year level)."""
     slopes = recent_slopes(observed, base_year, RECENT_WINDOW)
     keys = dict(zip(ALL_ROUTES, ROUTE_TREND_KEYS, strict=True))
-    return {"trends.entry_trend_per_year": slopes["entry"],
+    return {"trends.entry_trend_per_year": 0.0 if treatment.entry_by_age
+            else slopes["entry"],
+            **{f"trends.{key}": slopes[f"entry_{band}"] if treatment.entry_by_age else 0.0
+               for key, band in zip(ENTRY_BAND_TREND_KEYS, AGE_BAND_NAMES, strict=True)},
             "trends.exit_trend_per_year": 0.0,
-            **{f"trends.{keys[route]}": (slopes[route] if route in routes else 0.0)
-               for route in ALL_ROUTES}}
+            **{f"trends.{keys[route]}": (slopes[route] if route in treatment.routes
+                                         else 0.0) for route in ALL_ROUTES}}
 
 
 def treatment_slopes(result: CalibrationResult, treatment: Treatment) -> dict[str, float]:
@@ -180,7 +187,7 @@ def treatment_slopes(result: CalibrationResult, treatment: Treatment) -> dict[st
     if treatment.slopes == "calibrated":
         return dict(result.carried)
     return recent_trend_keys(result.problem.observed, result.problem.base_year,
-                             treatment.routes)
+                             treatment)
 
 
 def treatment_records(result: CalibrationResult, treatment: Treatment,
@@ -568,7 +575,7 @@ def outlook(methods: Sequence[str], layer: str | Path = "scenarios/layers/calibr
             config["trends"].update(entry_trend_change_per_year=0.0,
                                     exit_trend_change_per_year=0.0)
             for key, value in recent_trend_keys(observed, base_year,
-                                                treatment.routes).items():
+                                                treatment).items():
                 config["trends"][key.split(".", 1)[1]] = value
         params = estimate_parameters(config, data_dir=data_dir)
         run = stockflow.project(params, config)
@@ -684,5 +691,4 @@ def base_year_slopes(method: str, scenario_path: str | Path | None = None,
         return {}
     scenario = load_scenario(scenario_path or "scenarios/uncalibrated.toml")
     base_year = int(scenario.config["run"]["base_year"])
-    return recent_trend_keys(load_observed(base_year, data_dir), base_year,
-                             treatment.routes)
+    return recent_trend_keys(load_observed(base_year, data_dir), base_year, treatment)

@@ -126,7 +126,7 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
     entry_log = (trend_log_factor(params.entry_trend_per_year, params, year, trends,
                                   trends["entry_trend_change_per_year"], change_year)
                  + np.array([trend_log_factor(slope, params, year, trends)
-                             for slope in trends["entry_band_trends_per_year"]]))
+                             for slope in (trends[k] for k in spec.ENTRY_BAND_TREND_KEYS)]))
     entry_trend = bounded(entry_log, trends)  # (bands,)
     entry_scale = multipliers["entry_multiplier"] * effects.entry_multiplier
     entry = params.entry_rate_per_year * entry_trend * entry_scale

@@ -39,6 +39,9 @@ AGE_BANDS: tuple[tuple[str, int, int], ...] = (
     ("16_and_over", 192, 216),
 )
 AGE_BAND_NAMES: tuple[str, ...] = tuple(b[0] for b in AGE_BANDS)
+# [trends] keys of the age-band entry trends, in AGE_BANDS order.
+ENTRY_BAND_TREND_KEYS: tuple[str, ...] = tuple(f"entry_{b}_trend_per_year"
+                                               for b in AGE_BAND_NAMES)
 
 
 def band_of_age_month(age_month: int) -> int:

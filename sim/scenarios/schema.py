@@ -18,6 +18,7 @@ from sim.model.levers import (
     LEVER_TABLE_FIELDS,
     check_lever_config,
 )
+from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
 from sim.scenarios.fields import Field
 
 FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
@@ -86,10 +87,11 @@ SECTIONS: dict[str, dict[str, Field]] = {
                        "base-year value (0 = no floor)", 0.0, 1.0),
         "ceiling": Field(float, 1000.0, "no trend takes a hazard above this multiple of "
                          "its base-year value", 1.0, 1000.0),
-        "entry_band_trends_per_year": Field(
-            float, [0.0] * 5, "extra log-linear entry trend by age band (under_1, 1_to_4, "
-            "5_to_9, 10_to_15, 16_and_over), added to entry_trend_per_year", -0.3, 0.3,
-            is_list=True),
+        # Entry trends by age band (extra to entry_trend_per_year): entries moved
+        # differently by age (infant and 1-9 starts fell while 16+ starts rose).
+        **{key: Field(float, 0.0, f"extra log-linear trend in entries aged {band} (added "
+                      "to entry_trend_per_year)", -0.3, 0.3)
+           for key, band in zip(ENTRY_BAND_TREND_KEYS, AGE_BAND_NAMES, strict=True)},
         # Piecewise-linear trends and route-specific exit trends: set by calibration
         # (sim/calibration, docs/calibration.md); the defaults change nothing.
         "trend_change_year": Field(int, LAST_END_YEAR, "year after which the entry and exit "
@@ -176,16 +178,4 @@ TABLE_SECTIONS: dict[str, dict[str, Field]] = {"levers": LEVER_TABLE_FIELDS}
 TABLE_NAMES: dict[str, tuple[str, ...]] = {"levers": LEVER_NAMES}
 
 # Checks across keys, run after all layers are merged: f(where, config) raises InputError.
-def check_trends(where: str, config: dict[str, Any]) -> None:
-    """One entry-trend slope per age band."""
-    from sim.errors import InputError
-    from sim.model.spec import AGE_BAND_NAMES
-
-    slopes = config["trends"]["entry_band_trends_per_year"]
-    if len(slopes) != len(AGE_BAND_NAMES):
-        raise InputError(f"{where}: key 'trends.entry_band_trends_per_year' must list "
-                         f"{len(AGE_BAND_NAMES)} slopes ({', '.join(AGE_BAND_NAMES)}), "
-                         f"got {len(slopes)}")
-
-
-CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = [check_lever_config, check_trends]
+CROSS_CHECKS: list[Callable[[str, dict[str, Any]], None]] = [check_lever_config]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.model.rates import ROUTE_TREND_KEYS, effective_years, year_rates
+from sim.model.spec import ENTRY_BAND_TREND_KEYS
 from sim.scenarios.loader import load_scenario
 
 YEARS = range(2022, 2033)
@@ -97,7 +98,7 @@ def test_floors_and_ceilings_hold(estimated: tuple, route: list[float], band: li
                                 "exit_trend_per_year": exit_})
     trends = {"method": method, "entry_damping": damping, "exit_damping": 1 - damping,
               "floor": floor, "ceiling": ceiling,
-              "entry_band_trends_per_year": band,
+              **dict(zip(ENTRY_BAND_TREND_KEYS, band, strict=True)),
               **dict(zip(ROUTE_TREND_KEYS, route, strict=True))}
     base = year_rates(params, _with(config, method="hold"), params.base_year)
     rates = year_rates(params, _with(config, **trends), year)
