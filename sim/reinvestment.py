@@ -96,6 +96,8 @@ def with_reinvestment(params: ModelParameters, config: Config) -> Config:
     if not names:
         return config
     levers = {name: lever for name, lever in resolve_levers(config).items() if name in names}
+    if not any(lever.sustained_ceiling_gbp_m > 0 for lever in levers.values()):
+        return config  # nothing to sustain (e.g. a do-nothing layer setting sustain)
     years = list(range(params.base_year + 1, config["run"]["end_year"] + 1))
     baseline = copy.deepcopy(config)
     baseline["levers"] = {}
