@@ -68,6 +68,7 @@ calibrate: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim calibrate --scenario scenarios/uncalibrated.toml --targets sim/calibration/targets_review.toml \
 		--out outputs/calibration_review/calibrated_review.toml --name calibrated-review \
 		--report-dir outputs/calibration_review
+	$(ONE_THREAD) $(PY) -m sim calibrate --targets sim/calibration/targets_review_reform.toml
 
 backtest: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim backtest $(addprefix --base-year ,$(BACKTEST_YEARS)) \
