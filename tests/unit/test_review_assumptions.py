@@ -21,6 +21,8 @@ from sim.cli import main
 from sim.datasets import load_observed
 from sim.errors import InputError
 from sim.model.estimate import estimate_parameters, estimate_trends
+from sim.results.compare import from_dataset, value_in
+from sim.results.reconciliation import reconcile, reconciliation_html
 from sim.run import simulate
 from sim.scenarios.loader import load_scenario, read_toml
 
@@ -123,3 +125,27 @@ def test_bad_fit_files_are_one_line_errors_naming_file_and_key(
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "parameters.levers.family_help.effect" in error, error
     assert not out.exists()
+
+
+def test_the_reconciliation_adds_up_from_the_evidence_to_the_review_model() -> None:
+    """Sequential attribution starts at the evidence model's numbers, ends exactly at
+    the review-assumptions model's, and the report shows it."""
+    params = estimate_parameters(load_scenario(ROOT / "scenarios" / "baseline.toml").config)
+    evidence = [from_dataset(simulate(load_scenario(ROOT / "scenarios" / f"{n}.toml"),
+                                      params=params)) for n in ("baseline", "review-full")]
+    review = [from_dataset(runs()[n]) for n in ("baseline", "full")]
+    found = reconcile([*evidence, *review])
+    assert found is not None
+    steps = found.steps
+    first, last = steps.iloc[0], steps.iloc[-1]
+    assert first["do_nothing_2032"] == pytest.approx(value_in(evidence[0], "looked_after", 2032))
+    assert last["do_nothing_2032"] == pytest.approx(value_in(review[0], "looked_after", 2032))
+    kept = value_in(review[0], "looked_after", 2032) - value_in(review[1], "looked_after", 2032)
+    assert last["kept_at_home_2032"] == pytest.approx(kept)
+    assert first["kept_at_home_2032"] + steps["change_kept_at_home"].iloc[1:].sum() == \
+        pytest.approx(kept)
+    claims = found.claims.set_index("review")
+    assert claims.loc["30,000", "review_assumptions_model"] == pytest.approx(kept)
+    section = reconciliation_html([*evidence, *review])
+    assert 'id="reconciliation-table"' in section and "Sequential attribution" in section
+    assert reconciliation_html(evidence) == ""
