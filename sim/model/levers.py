@@ -110,10 +110,10 @@ PERSISTENCE_PARAMETERS: dict[str, LeverParameter] = {
     "sustained_share": LeverParameter(
         "share of the programme's last-year capacity kept after its money ends", 1.0, 0.0,
         1.0,
-        "ASSUMPTION (read only when sustain is not 'none'): the review's Family Help money "
-        "is a 'temporary injection over five years' (review.csv) meant to complete a "
-        "rebalancing of spending, the service then continuing at full size (1); 0 = it "
-        "closes with the money"),
+        "ASSUMPTION (read only when sustain is not 'none'): 1 = the whole last-year "
+        "service is kept; the review's Family Help money is a 'temporary injection over "
+        "five years' (review.csv) after which, by its stated intent (not in the shipped "
+        "data), the service continues; 0 = it closes with the money"),
     "decay_per_year": LeverParameter(
         "share of the effect of help already given lost each year", 1.0, 0.3, 1.0,
         "ASSUMPTION: 1 = the effect lasts only while help is given (the model without "
