@@ -620,6 +620,10 @@ def describe_levers(config: dict[str, Any]) -> list[dict[str, Any]]:
                      "low": None, "high": None, "unit": "GBP m",
                      "source": "scenario file; years " + ", ".join(
                          str(y) for y in sorted(lever.funding_gbp_m))})
+        if lever.sustain != "none":
+            rows.append({"lever": name, "parameter": "sustain", "value": lever.sustain,
+                         "low": None, "high": None, "unit": "",
+                         "source": "scenario file (service after the programme money)"})
         for key, parameter in LEVER_PARAMETERS[name].items():
             rows.append({"lever": name, "parameter": key, "value": lever.values[key],
                          "low": parameter.low, "high": parameter.high,

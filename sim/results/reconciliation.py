@@ -327,12 +327,14 @@ def reconciliation_html(results: Sequence[ScenarioResult]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the reconciliation tables as Markdown from saved runs in a folder."""
+    from sim.errors import InputError
     from sim.results.compare import load_results
 
     folder = Path((argv or sys.argv[1:] or ["outputs"])[0])
     results = load_results([folder / f"{n}.nc" for n in (*EVIDENCE, *REVIEW)])
     found = reconcile(results)
-    assert found is not None
+    if found is None:
+        raise InputError(f"{folder}: needs {', '.join(n + '.nc' for n in (*EVIDENCE, *REVIEW))}")
     print(to_markdown(found.claims))
     print(ORDER_NOTE + "\n")
     print(to_markdown(found.steps))
