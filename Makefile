@@ -67,6 +67,7 @@ calibrate: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim calibrate --scenario scenarios/uncalibrated.toml --targets sim/calibration/targets_review.toml \
 		--out outputs/calibration_review/calibrated_review.toml --name calibrated-review \
 		--report-dir outputs/calibration_review
+	$(ONE_THREAD) $(PY) -m sim calibrate --targets sim/calibration/targets_review_reform.toml
 
 # Rolling origins 2014-2020, horizons 1-3: scores every trend treatment and the naive
 # benchmarks, picks the default treatment and writes it, with the band scales, to

@@ -17,6 +17,7 @@ from sim.model.costs import add_costs
 from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
+from sim.reinvestment import reinvested_paths, with_reinvestment
 from sim.results.bands import add_bands
 from sim.results.io import write_results
 from sim.results.schema import build_dataset
@@ -34,8 +35,14 @@ def stderr_progress(label: str) -> stockflow.ProgressCallback:
 
 
 def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dataset:
-    result = stockflow.project(params, config)
-    return build_dataset(result["years"], result["records"])
+    """Stock-flow projection; savings reinvested by sustained levers are resolved first
+    (:mod:`sim.reinvestment`) and their money saved in the ``reinvested_gbp_m`` attribute."""
+    run_config = with_reinvestment(params, config)
+    result = stockflow.project(params, run_config)
+    ds = build_dataset(result["years"], result["records"])
+    if run_config is not config:
+        ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
+    return ds
 
 
 def simulate(scenario: Scenario, engine: str | None = None, replicates: int | None = None,
@@ -59,10 +66,13 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     elif engine == "des":
         from sim.engines import des
 
-        ds = des.run(params, config,
+        run_config = with_reinvestment(params, config)  # stock-flow expected savings
+        ds = des.run(params, run_config,
                      progress=stderr_progress(f"{scenario.name} replicates") if progress
                      else None)
         used_seed = config["run"]["seed"]
+        if run_config is not config:
+            ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
     else:
         raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
     ds = add_costs(ds, params, config)  # post-processing: the same for both engines

@@ -30,10 +30,11 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from sim.model.costs import COST_PARAMETERS, add_costs
+from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS, add_costs
 from sim.model.estimate import estimate_parameters
-from sim.model.levers import LEVER_PARAMETERS, resolve_levers
+from sim.model.levers import LEVER_PARAMETERS, ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
+from sim.reinvestment import reinvesting
 from sim.results.compare import common_period, cumulative_cost, from_dataset, value_in
 from sim.run import project_stockflow
 from sim.scenarios.loader import Scenario
@@ -62,18 +63,36 @@ def lever_assumptions(config: dict[str, Any]) -> list[Assumption]:
         if not any(money > 0 for money in lever.funding_gbp_m.values()):
             continue
         for key, parameter in LEVER_PARAMETERS[name].items():
+            if not _read_by(lever, key):
+                continue  # e.g. sustained_share of a service that stops with its money
             value = lever.values[key]
             out.append(Assumption(f"levers.{name}.{key}", value, min(parameter.low, value),
                                   max(parameter.high, value), parameter.source, True))
     return out
 
 
+def _read_by(lever: ResolvedLever, key: str) -> bool:
+    """Does this lever's setting read ``key``?  The persistence keys are read only
+    with ``sustain`` (the reinvestment lag only when reinvesting savings)."""
+    if key == "sustained_share":
+        return lever.sustain != "none"
+    if key == "reinvest_lag_years":
+        return lever.sustain == "reinvest_savings"
+    return True
+
+
 def cost_assumptions(config: dict[str, Any]) -> list[Assumption]:
+    """Every unit cost and 2021-22-price growth rate (not the cash-only price index).
+    Prices re-price saved runs, except when savings are reinvested: then the money, so
+    the projection, depends on them and each end is re-run."""
+    reruns = bool(reinvesting(config))
     out = []
     for key, parameter in COST_PARAMETERS.items():
+        if key in CASH_ONLY_KEYS:
+            continue
         value = float(config["costs"][key])
         out.append(Assumption(f"costs.{key}", value, min(parameter.low, value),
-                              max(parameter.high, value), parameter.source, False))
+                              max(parameter.high, value), parameter.source, reruns))
     return out
 
 
@@ -132,7 +151,13 @@ def one_at_a_time(scenario: Scenario, baseline: Scenario, year: int = 2032,
         ends: dict[str, dict[str, float]] = {}
         for end, value in (("low", assumption.low), ("high", assumption.high)):
             config = _with(scenario.config, assumption.key, value)
-            if assumption.reruns:
+            if assumption.reruns and assumption.key.startswith("costs."):
+                # reinvested savings: the run changes, and the baseline is re-priced
+                reference_config = _with(baseline.config, assumption.key, value)
+                ends[end] = _metrics(
+                    _run(scenario_params, config),
+                    add_costs(baseline_raw, baseline_params, reference_config), year)
+            elif assumption.reruns:
                 ends[end] = _metrics(_run(scenario_params, config), baseline_central, year)
             else:  # re-price both runs with the changed unit cost
                 reference_config = _with(baseline.config, assumption.key, value)
@@ -140,7 +165,8 @@ def one_at_a_time(scenario: Scenario, baseline: Scenario, year: int = 2032,
                     add_costs(scenario_raw, scenario_params, config),
                     add_costs(baseline_raw, baseline_params, reference_config), year)
         for metric, central_value in central.items():
-            if not assumption.reruns and metric.startswith(KEPT):
+            if assumption.key.startswith("costs.") and metric.startswith(KEPT) and not (
+                    assumption.reruns):
                 continue  # prices cannot change how many children are in care
             rows.append({"scenario": scenario.name, "parameter": assumption.key,
                          "metric": metric, "central": central_value,

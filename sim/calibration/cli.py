@@ -10,6 +10,11 @@ from sim.calibration.targets import DEFAULT_TARGETS
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from sim.calibration.scenario_fit import is_scenario_fit, run_scenario_fit
+
+    if is_scenario_fit(args.targets):  # fitted scenario keys (review-assumptions layer)
+        return run_scenario_fit(args.targets, args.out)
+    args.out = args.out or "scenarios/layers/calibrated.toml"
     from sim.calibration.fit import calibrate
     from sim.calibration.layer import write_layer
     from sim.calibration.report import write_report
@@ -109,8 +114,10 @@ def register(subparsers: Any) -> None:
                            help="scenario the calibrated layer extends")
     calibrate.add_argument("--base-year", type=int, default=None,
                            help="last year of data used (default: the scenario's)")
-    calibrate.add_argument("--out", default="scenarios/layers/calibrated.toml",
-                           help="calibrated scenario layer to write")
+    calibrate.add_argument("--out", default=None,
+                           help="calibrated scenario layer to write (default: "
+                           "scenarios/layers/calibrated.toml, or the layer a scenario-fit "
+                           "targets file names)")
     calibrate.add_argument("--name", default="calibrated", help="scenario name in the layer")
     calibrate.add_argument("--report-dir", default="outputs/calibration",
                            help="folder for report.md, fit.csv and PNGs")

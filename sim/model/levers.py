@@ -41,6 +41,25 @@ Levers and the hazard each moves (details in ``docs/levers.md``):
 
 Money is programme spending in the year it is spent (unlagged), in the scenario's
 pounds; :mod:`sim.model.costs` treats it as 2021-22 prices (ASSUMPTION).
+
+**Persistence** (service levers: family help, reunification and kinship support).  By
+default a lever's service stops with its money.  ``sustain`` keeps it going after the
+last year with programme money (the *end year*, after ``delay_years``, so a delay moves
+the sustained service too):
+
+- ``"fixed"``: the service continues at ``sustained_share`` of its end-year capacity,
+  paid for at its unit cost (counted as programme cost every year);
+- ``"reinvest_savings"``: the same ceiling, but funded only from what the scenario
+  saves: money in year t = min(ceiling, share of the savings made in year
+  t - ``reinvest_lag_years``), savings = baseline minus scenario cost (placements, CIN
+  work, other spend; programme money excluded) from :mod:`sim.model.costs`, the
+  baseline being the same scenario without levers.  The funding path is found by
+  :mod:`sim.reinvestment` (fixed point over whole stock-flow runs; exact because of
+  the lag) and handed to this module in the run's configuration;
+- ``decay_per_year``: the effect of help already given fades by this share a year
+  instead of stopping at once: a lever's reach (maturity x share of the pool affected)
+  in year t is at least last year's reach x (1 - decay).  1 (the default) = today's
+  behaviour, the effect lasts only while help is given.
 """
 
 from __future__ import annotations
@@ -85,6 +104,30 @@ class LeverParameter:
 _LAG = "ASSUMPTION: commissioning and recruiting staff before families are served"
 _RAMP = "ASSUMPTION: new services reach full effectiveness gradually (linear ramp)"
 
+# Persistence after the programme money (service levers only; docs/levers.md).
+SUSTAIN_MODES: tuple[str, ...] = ("none", "reinvest_savings", "fixed")
+PERSISTENCE_PARAMETERS: dict[str, LeverParameter] = {
+    "sustained_share": LeverParameter(
+        "share of the programme's last-year capacity kept after its money ends", 1.0, 0.0,
+        1.0,
+        "ASSUMPTION (read only when sustain is not 'none'): 1 = the whole last-year "
+        "service is kept; the review's Family Help money is a 'temporary injection over "
+        "five years' (review.csv) after which, by its stated intent (not in the shipped "
+        "data), the service continues; 0 = it closes with the money"),
+    "decay_per_year": LeverParameter(
+        "share of the effect of help already given lost each year", 1.0, 0.3, 1.0,
+        "ASSUMPTION: 1 = the effect lasts only while help is given (the model without "
+        "persistence); the trials saw effects last about two years (FGC: 19 % fewer "
+        "looked after at 12 months, 17 % fewer proceedings at 21 months; Supporting "
+        "Families: 32 % lower at 19-24 months; evidence.csv), i.e. about 0.5 a year",
+        "follow-up ends at two years: nothing in the evidence shows effects lasting "
+        "longer (a decay below 0.3 is beyond it)"),
+    "reinvest_lag_years": LeverParameter(
+        "years from savings made to savings reinvested (whole years)", 1.0, 1.0, 2.0,
+        "ASSUMPTION (read only when sustain = 'reinvest_savings'): savings are known "
+        "at the year-end outturn and fund the next year's budget"),
+}
+
 LEVER_PARAMETERS: dict[str, dict[str, LeverParameter]] = {
     "family_help": {
         "unit_cost_gbp": LeverParameter(
@@ -108,6 +151,7 @@ LEVER_PARAMETERS: dict[str, dict[str, LeverParameter]] = {
             "Families: 2.5 % over two years)"),
         "lag_years": LeverParameter("years from money to help", 0.5, 0.0, 1.5, _LAG),
         "ramp_up_years": LeverParameter("years to full effectiveness", 2.0, 0.0, 4.0, _RAMP),
+        **PERSISTENCE_PARAMETERS,
     },
     "reunification_support": {
         "unit_cost_gbp": LeverParameter(
@@ -128,6 +172,7 @@ LEVER_PARAMETERS: dict[str, dict[str, LeverParameter]] = {
             "small non-randomised samples; disruption is not the same as re-entry"),
         "lag_years": LeverParameter("years from money to support", 0.5, 0.0, 1.5, _LAG),
         "ramp_up_years": LeverParameter("years to full effectiveness", 1.0, 0.0, 3.0, _RAMP),
+        **PERSISTENCE_PARAMETERS,
     },
     "kinship_support": {
         "unit_cost_gbp": LeverParameter(
@@ -145,6 +190,7 @@ LEVER_PARAMETERS: dict[str, dict[str, LeverParameter]] = {
             0.0, 0.30, "ASSUMPTION"),
         "lag_years": LeverParameter("years from money to support", 0.5, 0.0, 1.5, _LAG),
         "ramp_up_years": LeverParameter("years to full effectiveness", 1.0, 0.0, 3.0, _RAMP),
+        **PERSISTENCE_PARAMETERS,
     },
     "foster_recruitment": {
         "unit_cost_gbp": LeverParameter(
@@ -170,7 +216,11 @@ LEVER_PARAMETERS: dict[str, dict[str, LeverParameter]] = {
 # Which keys each lever reads (beyond the money and area keys every lever has).
 LEVER_SPECIFIC_KEYS: tuple[str, ...] = ("unit_cost_gbp", "effect", "risk_ratio",
                                         "reentry_effect", "placement_effect",
-                                        "retention_per_year", "lag_years", "ramp_up_years")
+                                        "retention_per_year", "lag_years", "ramp_up_years",
+                                        *PERSISTENCE_PARAMETERS)
+# Set by sim.reinvestment on the run's copy of the configuration (never in a file):
+# money reinvested from savings, £m by year, per lever with sustain = "reinvest_savings".
+REINVESTED_KEY = "_reinvested_gbp_m"
 
 LEVER_DESCRIPTIONS: dict[str, str] = {
     "family_help": "entry to care from the children-in-need pool (eligible pool: CIN "
@@ -213,6 +263,21 @@ LEVER_TABLE_FIELDS: dict[str, Field] = {
                        estimate_ok=True),
     "ramp_up_years": Field(float, ESTIMATE, "years from the programme start to full "
                            "effectiveness (0 = at once)", 0, 20, estimate_ok=True),
+    "sustain": Field(SUSTAIN_MODES, "none", "family_help, reunification_support, "
+                     "kinship_support: does the service continue after its last year of "
+                     "programme money? none (default: it stops), fixed (continues at "
+                     "sustained_share of its last-year capacity, paid for), "
+                     "reinvest_savings (the same, funded only from the savings it makes, "
+                     "reinvest_lag_years later)"),
+    "sustained_share": Field("prob", ESTIMATE, "share of the programme's last-year "
+                             "capacity kept after the money ends (with sustain)",
+                             estimate_ok=True),
+    "decay_per_year": Field("prob", ESTIMATE, "share of the effect of help already given "
+                            "lost each year (1 = the effect stops with the help)",
+                            estimate_ok=True),
+    "reinvest_lag_years": Field(float, ESTIMATE, "whole years from savings made to "
+                                "savings reinvested (sustain = reinvest_savings)", 1, 10,
+                                estimate_ok=True),
 }
 
 # Effects that are relative reductions or shares: above 1 they would make a hazard
@@ -270,6 +335,10 @@ class ResolvedLever:
     area_share: float
     area_share_by_year: dict[int, float]  # after delay_years
     values: dict[str, float]  # lever-specific parameters (LEVER_PARAMETERS keys)
+    sustain: str = "none"
+    # money reinvested from savings by year (sustain = "reinvest_savings"), £m, after
+    # delay_years: computed by sim.reinvestment, empty before it has run
+    reinvested_gbp_m: dict[int, float] = field(default_factory=dict)
 
     @property
     def start_year(self) -> int | None:
@@ -277,8 +346,35 @@ class ResolvedLever:
         funded = [year for year, money in self.funding_gbp_m.items() if money > 0]
         return min(funded) if funded else None
 
+    @property
+    def end_year(self) -> int | None:
+        """Last year with programme money: the sustained service starts the year after."""
+        funded = [year for year, money in self.funding_gbp_m.items() if money > 0]
+        return max(funded) if funded else None
+
+    @property
+    def sustained_ceiling_gbp_m(self) -> float:
+        """Yearly money that keeps ``sustained_share`` of the end year's capacity (0
+        without ``sustain``): the most a sustained service can spend in a year."""
+        end = self.end_year
+        if self.sustain == "none" or end is None:
+            return 0.0
+        return self.values["sustained_share"] * self.funding_gbp_m[end]
+
+    def sustained_gbp_m(self, year: int) -> float:
+        """Money for the sustained service in ``year`` (after the programme money)."""
+        end = self.end_year
+        if self.sustain == "none" or end is None or year <= end:
+            return 0.0
+        if self.sustain == "fixed":
+            return self.sustained_ceiling_gbp_m
+        return self.reinvested_gbp_m.get(year, 0.0)
+
     def money_gbp_m(self, year: int) -> float:
-        return self.funding_gbp_m.get(year, 0.0)
+        """Programme money plus any sustained service money in ``year``."""
+        if self.sustain == "none":
+            return self.funding_gbp_m.get(year, 0.0)
+        return self.funding_gbp_m.get(year, 0.0) + self.sustained_gbp_m(year)
 
     def area(self, year: int) -> float:
         """Area share in ``year``: the latest ``area_share_by_year`` entry at or before
@@ -313,6 +409,17 @@ def check_lever_config(where: str, config: dict[str, Any]) -> None:
                 raise InputError(
                     f"{where}: key 'levers.{name}.{key}' does not apply to {name}; it is "
                     f"read by: {', '.join(used_by)}")
+        sustain = table.get("sustain", "none")
+        if sustain != "none" and "sustained_share" not in applicable:
+            raise InputError(
+                f"{where}: key 'levers.{name}.sustain' = {sustain!r} does not apply to "
+                f"{name} (foster places already persist with retention_per_year); it is "
+                "read by: " + ", ".join(n for n, p in LEVER_PARAMETERS.items()
+                                        if "sustained_share" in p))
+        lag = table.get("reinvest_lag_years", ESTIMATE)
+        if lag != ESTIMATE and float(lag) != int(lag):
+            raise InputError(f"{where}: key 'levers.{name}.reinvest_lag_years' = {lag} "
+                             "must be a whole number of years (1 or more)")
         for key in _AT_MOST_ONE.get(name, ()):
             value = table.get(key, ESTIMATE)
             if value != ESTIMATE and value > 1:
@@ -343,6 +450,9 @@ def resolve_levers(config: dict[str, Any], where: str = "scenario") -> dict[str,
             area_share_by_year={int(y) + delay: float(a)
                                 for y, a in table.get("area_share_by_year", {}).items()},
             values=values,
+            sustain=str(table.get("sustain", "none")),
+            reinvested_gbp_m={int(y): float(m)  # already after delay_years
+                              for y, m in table.get(REINVESTED_KEY, {}).items()},
         )
     return resolved
 
@@ -397,6 +507,44 @@ class _Combined:
     coverage: dict[str, float] = field(default_factory=dict)
 
 
+def _family_help_coverage(lever: ResolvedLever, params: ModelParameters,
+                          year: int) -> tuple[float, float]:
+    """(coverage in the funded areas, national share of the pool's entry hazard
+    affected: coverage x risk_ratio, capped at 1, x area share)."""
+    pool = params.cin_pool_base
+    area = lever.area(year)
+    capacity = _lagged(lambda y: _capacity(lever, y), year, lever.values["lag_years"])
+    in_area = min(capacity / (pool * area), 1.0) if pool * area > 0 else 0.0
+    return in_area, min(in_area * lever.values["risk_ratio"], 1.0) * area
+
+
+def _service_reach(lever: ResolvedLever, params: ModelParameters, year: int) -> float:
+    """National share of a service lever's pool reached in ``year`` (no maturity)."""
+    if lever.name == "family_help":
+        return _family_help_coverage(lever, params, year)[1]
+    capacity = _lagged(lambda y: _capacity(lever, y), year, lever.values["lag_years"])
+    return coverage_share(capacity, _children_in_care_non_uasc(params), lever.area(year))
+
+
+def _remembered(lever: ResolvedLever, params: ModelParameters, year: int,
+                maturity: float, reach: float) -> tuple[float, float]:
+    """(maturity, reach) after the memory of help already given: the effective reach
+    maturity x reach is at least last year's effective reach x (1 - decay_per_year).
+    Returned unchanged (bit for bit) with decay 1, the default."""
+    decay = lever.values.get("decay_per_year", 1.0)
+    start = lever.start_year
+    if decay >= 1.0 or start is None:
+        return maturity, reach
+    remembered = 0.0
+    for earlier in range(start, year):
+        remembered = max(lever.maturity(earlier) * _service_reach(lever, params, earlier),
+                         remembered * (1.0 - decay))
+    remembered *= 1.0 - decay
+    if remembered > maturity * reach:
+        return 1.0, remembered
+    return maturity, reach
+
+
 def _apply(lever: ResolvedLever, params: ModelParameters, year: int, out: _Combined) -> None:
     """Add one lever's chain for ``year`` to ``out``."""
     out.cost += lever.money_gbp_m(year) * 1e6
@@ -408,16 +556,16 @@ def _apply(lever: ResolvedLever, params: ModelParameters, year: int, out: _Combi
     area = lever.area(year)
     if lever.name == "family_help":
         pool = params.cin_pool_base
-        capacity = _lagged(lambda y: _capacity(lever, y), year, lag)
-        in_area = min(capacity / (pool * area), 1.0) if pool * area > 0 else 0.0
-        affected = min(in_area * values["risk_ratio"], 1.0) * area
-        out.entry *= 1.0 - values["effect"] * maturity * affected
+        in_area, affected = _family_help_coverage(lever, params, year)
         out.served += in_area * pool * area
         out.coverage[lever.name] = in_area * area
+        maturity, affected = _remembered(lever, params, year, maturity, affected)
+        out.entry *= 1.0 - values["effect"] * maturity * affected
     elif lever.name in ("reunification_support", "kinship_support"):
         capacity = _lagged(lambda y: _capacity(lever, y), year, lag)
         covered = coverage_share(capacity, _children_in_care_non_uasc(params), area)
         out.coverage[lever.name] = covered
+        maturity, covered = _remembered(lever, params, year, maturity, covered)
         uplift = values["effect"] * maturity
         if lever.name == "reunification_support":
             out.reunification *= 1.0 + uplift * covered
@@ -472,6 +620,10 @@ def describe_levers(config: dict[str, Any]) -> list[dict[str, Any]]:
                      "low": None, "high": None, "unit": "GBP m",
                      "source": "scenario file; years " + ", ".join(
                          str(y) for y in sorted(lever.funding_gbp_m))})
+        if lever.sustain != "none":
+            rows.append({"lever": name, "parameter": "sustain", "value": lever.sustain,
+                         "low": None, "high": None, "unit": "",
+                         "source": "scenario file (service after the programme money)"})
         for key, parameter in LEVER_PARAMETERS[name].items():
             rows.append({"lever": name, "parameter": key, "value": lever.values[key],
                          "low": parameter.low, "high": parameter.high,

@@ -106,8 +106,8 @@ def mean_over_replicates(values: xr.DataArray) -> xr.DataArray:
 
 def series(result: ScenarioResult, name: str) -> xr.DataArray:
     """A scalar-per-year variable, replicate mean (a ``cost_gbp`` total if asked)."""
-    if name == "cost_gbp_total":
-        values = result.ds["cost_gbp"].sum("cost_component")
+    if name in ("cost_gbp_total", "cost_gbp_cash_total"):
+        values = result.ds[name.removesuffix("_total")].sum("cost_component")
     else:
         values = result.ds[name]
     return mean_over_replicates(values)
@@ -224,6 +224,9 @@ def comparison_table(results: Sequence[ScenarioResult], baseline: str = "baselin
             / 1e6 if reference else missing)
         row[f"cost_{last_year}_gbp_bn"] = (value_in(result, "cost_gbp_total", last_year) / 1e9
                                            if "cost_gbp" in result.ds else missing)
+        row[f"cost_{last_year}_cash_gbp_bn"] = (
+            value_in(result, "cost_gbp_cash_total", last_year) / 1e9
+            if "cost_gbp_cash" in result.ds else missing)
         row["description"] = result.description
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -267,7 +270,7 @@ def column_title(column: str) -> str:
             suffix = column[len(stem) + 1:].replace("_", "–")
             return f"{title} {suffix}"
     if column.startswith("cost_") and column.endswith("_gbp_bn"):
-        return f"cost {column[5:-7]} £bn"
+        return f"cost {column[5:-7].replace('_', ' ')} £bn"
     return column.replace("_", " ")
 
 

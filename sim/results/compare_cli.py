@@ -76,9 +76,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     costs = plots.costs(results, out / "costs.png")
     if costs is not None:
         figures.append(Figure("Cost per year", costs,
-                              "Children's social care cost per year, 2021-22 prices, "
-                              "programme money included; crosses: the review's £10bn now and "
-                              "over £15bn by 2032 (cash, with growth in numbers).", "costs"))
+                              "Children's social care cost per year, programme money "
+                              "included: left 2021-22 prices, right cash (x the price "
+                              "index, costs.inflation_per_year); crosses: the review's £10bn "
+                              "now and over £15bn by 2032 (cash figures).", "costs"))
     fans = plots.fan_charts(results, out / "fan_charts.png")
     if fans is not None:
         figures.append(Figure("Discrete-event replicates (fan charts)", fans,

@@ -49,8 +49,8 @@ def scenario_colors(results: Sequence[ScenarioResult]) -> dict[str, str]:
 
 def _line(axis: plt.Axes, result: ScenarioResult, name: str, scale: float = 1.0,
           baseline: ScenarioResult | None = None, color: str | None = None) -> None:
-    values = result.ds[name] if name != "cost_gbp_total" else result.ds["cost_gbp"].sum(
-        "cost_component")
+    values = (result.ds[name] if not name.endswith("_total") else
+              result.ds[name.removesuffix("_total")].sum("cost_component"))
     if baseline is not None:  # difference from the baseline, per replicate
         reference = mean_over_replicates(series(baseline, name))
         values = reference - values
@@ -157,23 +157,35 @@ def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path) -
 
 
 def costs(results: Sequence[ScenarioResult], path: Path) -> Path | None:
-    """Total cost per year (£bn, 2021-22 prices), with the review's £10bn / £15bn."""
+    """Total cost per year (£bn) in both price bases: 2021-22 prices (left) and cash
+    (right, when the runs have ``cost_gbp_cash``), with the review's £10bn / £15bn
+    (cash figures) on the cash panel."""
     with_costs = [r for r in results if "cost_gbp" in r.ds]
     if not with_costs:
         return None
-    figure, axis = plt.subplots(figsize=(8, 4.2))
+    with_cash = [r for r in with_costs if "cost_gbp_cash" in r.ds]
+    panels = [("cost_gbp_total", with_costs, "£bn per year (2021-22 prices)")]
+    if with_cash:
+        panels.append(("cost_gbp_cash_total", with_cash, "£bn per year (cash)"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(8 if len(panels) == 1 else 12, 4.2),
+                                sharey=True, squeeze=False)
     colors = scenario_colors(results)
-    for result in with_costs:
-        _line(axis, result, "cost_gbp_total", scale=1e9, color=colors[result.name])
-    for year, value, label in REVIEW_COST_BN:
-        axis.scatter([year], [value], marker="x", color="black", zorder=3)
-        axis.annotate(label, (year, value), textcoords="offset points", xytext=(-6, -12),
-                      ha="right" if year > 2025 else "left", fontsize=7)
-    axis.set_ylabel("£bn per year (2021-22 prices)")
-    axis.set_xlabel("year ending 31 March")
-    axis.set_title("Children's social care cost by scenario (programmes included)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    for axis, (name, runs, label) in zip(axes[0], panels, strict=True):
+        for result in runs:
+            _line(axis, result, name, scale=1e9, color=colors[result.name])
+        if name == panels[-1][0]:
+            for year, value, text in REVIEW_COST_BN:
+                axis.scatter([year], [value], marker="x", color="black", zorder=3)
+                axis.annotate(text, (year, value), textcoords="offset points",
+                              xytext=(-6, -12), ha="right" if year > 2025 else "left",
+                              fontsize=7)
+        axis.set_ylabel(label)
+        axis.set_xlabel("year ending 31 March")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_title("Cost by scenario, 2021-22 prices (programmes included)")
+    if len(panels) == 2:
+        axes[0][1].set_title("Cost by scenario, cash (x price index)")
+    axes[0][-1].legend(fontsize=7)
     return _save(figure, path)
 
 

@@ -28,6 +28,7 @@ from sim.results.compare import (
     run_metadata,
     value_in,
 )
+from sim.results.reconciliation import reconciliation_html
 
 REVIEW_KEPT_AT_HOME_2032 = 30_000  # review.csv: "30,000 more children living safely..."
 REVIEW_BASELINE_2032 = 100_000  # review.csv: "approaching 100,000" by 2032
@@ -210,6 +211,7 @@ def build_html(inputs: ReportInputs) -> str:
         "Net saving = baseline minus scenario discounted cost over the projected years, "
         "programme money included (positive = saves money).  Replicate runs: means.</p>",
         review_comparison(inputs.results, inputs.baseline),
+        reconciliation_html(inputs.results),  # sim/results/reconciliation.py
     ]
     for figure in inputs.figures:
         anchor = figure.anchor or figure.path.stem

@@ -81,6 +81,12 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                  "children's social care cost in the year by component: placements "
                  "(average of the bounding 31 March stocks x unit cost), children in "
                  "need, other spend, programmes"),
+    "cost_gbp_cash": (("cost_component",), "GBP per year (cash)",
+                      "cost_gbp in cash (nominal) terms: cost_gbp x price_index; the "
+                      "review's 'over £15bn' is a cash figure"),
+    "price_index": ((), "ratio to 2021-22 prices",
+                    "general price level, 1 in the base year, rising by "
+                    "costs.inflation_per_year (ASSUMPTION: 2 %)"),
 }
 
 

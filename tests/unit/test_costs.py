@@ -3,6 +3,7 @@ the baseline exactly."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 import xarray as xr
 
 from sim.errors import InputError
-from sim.model.costs import COST_COMPONENTS, COST_PARAMETERS, add_costs, s251_reference_costs
+from sim.model.costs import (
+    COST_COMPONENTS,
+    COST_PARAMETERS,
+    add_costs,
+    real_rate,
+    s251_reference_costs,
+    s251_unit_cost_growth,
+)
 from sim.model.estimate import estimate_parameters
 from sim.model.levers import LEVER_NAMES
 from sim.model.parameters import ModelParameters
@@ -165,3 +173,51 @@ def test_every_cost_parameter_has_a_source_and_a_range() -> None:
     for key, parameter in COST_PARAMETERS.items():
         assert parameter.source, key
         assert parameter.low <= parameter.value <= parameter.high, key
+
+
+def test_real_growth_keeps_the_base_year_total_and_cash_exceeds_constant_prices(
+        raw: xr.Dataset, params: ModelParameters, baseline: Scenario) -> None:
+    """Growth starts after the base year (still £10.0bn); with a rising price index,
+    cash >= 2021-22 prices every year, equal in the base year."""
+    config = copy.deepcopy(baseline.config)
+    config["costs"].update({"real_growth_per_year": 0.02,
+                            "residential_real_growth_per_year": 0.05,
+                            "cin_real_growth_per_year": -0.02,
+                            "other_spend_real_growth_per_year": 0.01,
+                            "inflation_per_year": 0.03})
+    grown = add_costs(raw, params, config)
+    flat = add_costs(raw, params, baseline.config)
+    assert float(total(grown).isel(year=0)) == pytest.approx(10e9)
+    assert float(total(grown).isel(year=0)) == pytest.approx(float(total(flat).isel(year=0)))
+    assert float(total(grown).sel(year=2032)) > float(total(flat).sel(year=2032))
+    cash = grown["cost_gbp_cash"].sum("cost_component")
+    assert float(cash.isel(year=0)) == pytest.approx(float(total(grown).isel(year=0)))
+    assert bool((cash >= total(grown)).all())
+    assert float(cash.sel(year=2032)) == pytest.approx(
+        float(total(grown).sel(year=2032)) * 1.03 ** 10)
+    residential = grown["cost_gbp"].sel(cost_component="residential") / flat[
+        "cost_gbp"].sel(cost_component="residential")
+    assert float(residential.sel(year=2030)) == pytest.approx((1.02 * 1.05) ** 8)
+
+
+def test_default_costs_are_constant_real_with_a_two_percent_price_index(
+        raw: xr.Dataset, params: ModelParameters, baseline: Scenario) -> None:
+    ds = add_costs(raw, params, baseline.config)
+    assert ds["price_index"].sel(year=2032).item() == pytest.approx(1.02 ** 10)
+    np.testing.assert_allclose(ds["cost_gbp_cash"].values,
+                               ds["cost_gbp"].values * ds["price_index"].values[:, None])
+
+
+def test_documented_growth_derivations_match_the_data() -> None:
+    """The real-growth ranges quote rates recomputed from the shipped s251 / CMA data."""
+    rates = {k: real_rate(v) for k, v in s251_unit_cost_growth().items()}
+    assert COST_PARAMETERS["foster_real_growth_per_year"].high == pytest.approx(
+        rates["foster_cash_2011_2014"], abs=5e-4)
+    assert COST_PARAMETERS["residential_real_growth_per_year"].low == pytest.approx(
+        rates["residential_cash_2011_2014"], abs=5e-4)
+    assert COST_PARAMETERS["residential_real_growth_per_year"].high == pytest.approx(
+        rates["residential_cash_2014_cma_2021"], abs=5e-4)
+    assert COST_PARAMETERS["other_placement_real_growth_per_year"].high == pytest.approx(
+        rates["all_looked_after_cash_2010_2014"], abs=5e-4)
+    assert COST_PARAMETERS["cin_real_growth_per_year"].low == pytest.approx(
+        rates["cin_cash_2013_2014"], abs=5e-4)
