@@ -170,6 +170,16 @@ def find_baseline(results: Sequence[ScenarioResult], baseline: str) -> ScenarioR
     return None
 
 
+def reference_for(result: ScenarioResult, results: Sequence[ScenarioResult],
+                  baseline: str) -> ScenarioResult | None:
+    """The do-nothing a scenario is compared with: its family's own baseline when
+    there is one (``review-assumptions-full`` -> ``review-assumptions-baseline``: the
+    review's reform against the review's counterfactual), else ``baseline``."""
+    family = result.name.rsplit("-", 1)[0] + "-baseline" if "-" in result.name else ""
+    own = find_baseline(results, family) if family else None
+    return own if own is not None else find_baseline(results, baseline)
+
+
 def paired_band(reference: ScenarioResult, result: ScenarioResult, year: int,
                 level: float) -> str:
     """"low to high" of the difference reference - result in ``year`` (see the module
@@ -196,14 +206,15 @@ def comparison_table(results: Sequence[ScenarioResult], baseline: str = "baselin
     Without a baseline among ``results`` the columns relative to it are NaN."""
     if not years:
         raise InputError("compare: --years needs at least one year")
-    reference = find_baseline(results, baseline)
     period = common_period(results)
     span = f"{period[0]}_{period[1]}"
     last_year = years[-1]
     missing = float("nan")
     rows = []
     for result in results:
-        row: dict[str, object] = {"scenario": result.name}
+        reference = reference_for(result, results, baseline)
+        row: dict[str, object] = {"scenario": result.name,
+                                  "compared_with": reference.name if reference else ""}
         for year in years:
             row[f"looked_after_{year}"] = value_in(result, "looked_after", year)
         row[f"kept_at_home_{last_year}"] = (
@@ -250,6 +261,7 @@ def _format(value: object, column: str) -> str:
 
 COLUMN_TITLES = {
     "scenario": "scenario",
+    "compared_with": "compared with",
     "looked_after": "looked after",
     "kept_at_home": "kept at home vs baseline",
     "starts_avoided": "starts avoided",
@@ -278,7 +290,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (no extra dependency)."""
     columns = list(table.columns)
     lines = ["| " + " | ".join(column_title(c) for c in columns) + " |",
-             "|" + "|".join("---" if c in ("scenario", "description") else "---:"
+             "|" + "|".join("---" if c in ("scenario", "compared_with", "description") else "---:"
                             for c in columns) + "|"]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(_format(row[c], c) for c in columns) + " |")

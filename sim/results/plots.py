@@ -18,12 +18,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import StrMethodFormatter  # noqa: E402
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter  # noqa: E402
 
 from sim.results.compare import (  # noqa: E402
     ScenarioResult,
     find_baseline,
     mean_over_replicates,
+    reference_for,
     series,
 )
 
@@ -98,15 +99,18 @@ def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
                                    ((0.25, 0.75), 0.3)):
             axis.fill_between(band_years, bands.sel(quantile=low).values / 1e3,
                               bands.sel(quantile=high).values / 1e3, alpha=alpha,
-                              color=colors[reference.name], linewidth=0,
+                              color="tab:blue", linewidth=0,
                               label=f"{reference.name}: {round((high - low) * 100)} % band")
-    for result in results:
+    for result in sorted(results, key=lambda r: r is reference):  # baseline on top
         values = mean_over_replicates(series(result, "looked_after"))
-        axis.plot(values["year"].values, values.values / 1e3, color=colors[result.name],
-                  lw=2.2 if result is reference else 1.0,
-                  label=result.name if result is reference else f"{result.name}")
+        is_reference = result is reference
+        axis.plot(values["year"].values, values.values / 1e3,
+                  color="navy" if is_reference else colors[result.name],
+                  lw=2.4 if is_reference else 0.9, alpha=1.0 if is_reference else 0.75,
+                  label=result.name)
     for year, value, label in REVIEW_LOOKED_AFTER[1:]:
         axis.plot([year], [value / 1e3], "P", color="tab:red", ms=9, label=label)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("children looked after at 31 March (thousands)")
     axis.set_title("Published history and projections, with prediction bands from "
                    "out-of-sample backtest errors", fontsize=9)
@@ -145,12 +149,14 @@ def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path) -
     figure, axis = plt.subplots(figsize=(8, 4.2))
     colors = scenario_colors(results)
     for result in results:
-        if result.name != baseline:
-            _line(axis, result, "looked_after", baseline=reference, color=colors[result.name])
+        own = reference_for(result, results, baseline)
+        if own is not None and own is not result and not result.name.endswith("baseline"):
+            _line(axis, result, "looked_after", baseline=own, color=colors[result.name])
     axis.axhline(0, color="grey", lw=0.8)
     axis.set_ylabel("children (baseline - scenario)")
     axis.set_xlabel("year ending 31 March")
-    axis.set_title(f"Children kept at home compared with '{baseline}'")
+    axis.set_title(f"Children kept at home compared with '{baseline}' (or the scenario "
+                   "family's own *-baseline)", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return _save(figure, path)

@@ -131,9 +131,18 @@ def test_markdown_has_a_header_and_one_row_per_scenario() -> None:
     markdown = to_markdown(comparison_table(results))
     lines = markdown.strip().splitlines()
     assert len(lines) == 4
-    assert lines[0].startswith("| scenario | looked after 2025 |")
+    assert lines[0].startswith("| scenario | compared with | looked after 2025 |")
     assert "kept at home vs baseline 2032" in lines[0]
-    assert "| baseline | 80,000 | 80,000 | 80,000 | 0 |" in markdown
+    assert "| baseline | baseline | 80,000 | 80,000 | 80,000 | 0 |" in markdown
+
+
+def test_a_scenario_family_is_compared_with_its_own_baseline() -> None:
+    names = ("baseline", "review-assumptions-baseline", "review-assumptions-full", "other")
+    results = [from_dataset(synthetic(name)) for name in names]
+    table = comparison_table(results).set_index("scenario")
+    assert table.loc["review-assumptions-full", "compared_with"] == (
+        "review-assumptions-baseline")
+    assert table.loc["other", "compared_with"] == "baseline"
     assert column_title("cost_2032_gbp_bn") == "cost 2032 £bn"
 
 
