@@ -87,7 +87,7 @@ from sim.model import spec
 from sim.model.capacity import CapacitySettings
 from sim.model.parameters import Array, ModelParameters
 from sim.model.rates import YearRates, year_rates
-from sim.results.schema import build_dataset, stack_replicates
+from sim.results.schema import build_dataset, split_by_stream, stack_replicates
 
 IntArray = NDArray[np.int64]
 ProgressCallback = Callable[[int, int], None]
@@ -671,7 +671,7 @@ class _ReplicateRun:
         # and put on the simpy heap when that month starts, so the heap holds about a
         # month of events (~5,000 nationally) instead of one per child in care
         # (~85,000): heap operations are memory-bound and 3x slower on the big heap.
-        self.calendar: dict[int, list[tuple[float, tuple[int, int, int]]]] = {}
+        self.calendar: dict[int, list[tuple[float, tuple[int, int, int, int]]]] = {}
         self.scheduled_events = 0
         # events on the heap just before and just after each month start fills it (the
         # heap drains roughly linearly in between): their mean approximates the time
@@ -683,7 +683,8 @@ class _ReplicateRun:
         self.started_uasc = [0] * (n_years + 1)
         self.reentered = [0] * (n_years + 1)
         self.first_starts = [0] * (n_years + 1)
-        self.ceased = [[0] * N_REASONS for _ in range(n_years + 1)]
+        self.ceased = [[[0] * N_REASONS for _ in range(N_STREAMS)]
+                       for _ in range(n_years + 1)]  # [year][stream][reason]
         self.snapshots: list[dict[str, Array]] = []
         # capacity
         self.foster: simpy.Resource | None = (
@@ -850,13 +851,13 @@ class _ReplicateRun:
         # the month an end belongs to (an end on a boundary belongs to the month before)
         exit_month = np.ceil(finite_end).astype(np.int64) - 1
         if np.all(sources == SOURCE_INITIAL):
-            for episode, placement, end_time, month, why, year in zip(
-                    episodes.tolist(), placements.tolist(), end.tolist(),
+            for episode, stream, placement, end_time, month, why, year in zip(
+                    episodes.tolist(), streams.tolist(), placements.tolist(), end.tolist(),
                     exit_month.tolist(), reason.tolist(), exit_year.tolist(), strict=True):
                 if self.foster is not None and placement == FOSTER:
                     self._request_foster(episode)
                 if why != STILL_IN_CARE:
-                    self._schedule_end(end_time, month, (episode, why, year))
+                    self._schedule_end(end_time, month, (episode, stream, why, year))
             return
         band = BAND_OF_AGE_ROW[np.clip(months - births, 0, AGE_ROWS - 1)]
         start_year = _year_of_time(start)
@@ -865,7 +866,8 @@ class _ReplicateRun:
         for start_time, payload in zip(
                 start.tolist(),
                 zip(episodes.tolist(), children.tolist(), start_year.tolist(), band.tolist(),
-                    sources.tolist(), placements.tolist(), end.tolist(), exit_month.tolist(),
+                    sources.tolist(), streams.tolist(),
+                    placements.tolist(), end.tolist(), exit_month.tolist(),
                     reason.tolist(), exit_year.tolist(), strict=True), strict=True):
             _At(env, start_time - now, CHILD_EVENT, on_start, payload)
 
@@ -910,7 +912,7 @@ class _ReplicateRun:
     # -- event callbacks ---------------------------------------------------------
 
     def _on_start(self, event: _At) -> None:
-        (episode, child, year, band, source, placement, end, end_month, reason,
+        (episode, child, year, band, source, stream, placement, end, end_month, reason,
          end_year) = event.payload
         self.heap_events += 1
         self.started[year][band] += 1
@@ -924,9 +926,10 @@ class _ReplicateRun:
         if self.foster is not None and placement == FOSTER:
             self._request_foster(episode)
         if reason != STILL_IN_CARE:
-            self._schedule_end(end, end_month, (episode, reason, end_year))
+            self._schedule_end(end, end_month, (episode, stream, reason, end_year))
 
-    def _schedule_end(self, end: float, month: int, payload: tuple[int, int, int]) -> None:
+    def _schedule_end(self, end: float, month: int,
+                      payload: tuple[int, int, int, int]) -> None:
         """Put an episode's end on the heap now if its ``month`` has started, else file
         it under that month.  An end on a month boundary (an 18th birthday) belongs to
         the month that finishes there, so it comes before that 31 March's snapshot."""
@@ -941,9 +944,9 @@ class _ReplicateRun:
                 bucket.append((end, payload))
 
     def _on_end(self, event: _At) -> None:
-        episode, reason, year = event.payload
+        episode, stream, reason, year = event.payload
         self.heap_events += 1
-        self.ceased[year][reason] += 1
+        self.ceased[year][stream][reason] += 1
         if self.foster_requests:
             self._leave_foster_queue(episode)
 
@@ -1084,7 +1087,8 @@ class _ReplicateRun:
         every_start = np.array(self.started[year], dtype=float) * inverse
         # DfE basis, as in the stock-flow engine (ModelParameters.repeat_start_share)
         started_by_band = every_start * (1.0 - rates.repeat_start_share)
-        ceased = np.array(self.ceased[year], dtype=float) * inverse
+        ceased_by_stream = np.array(self.ceased[year], dtype=float) * inverse
+        ceased = ceased_by_stream.sum(axis=0)
         looked_after = in_care.size * inverse
         pool = float(model.pool.year_end_pool[year])
         referrals = float(model.pool.expected_referrals[
@@ -1100,12 +1104,20 @@ class _ReplicateRun:
             "looked_after_by_placement": _counts(placement, N_PLACEMENTS) * inverse,
             "looked_after_by_stage": _counts(stage, N_CARE_STAGES) * inverse,
             "looked_after_uasc": np.array((stream == UASC).sum() * inverse),
+            "looked_after_by_stream": _counts(stream, N_STREAMS) * inverse,
             "started": np.array(started_by_band.sum()),
             "started_by_age": started_by_band,
             "started_every_episode": np.array(every_start.sum()),
             "started_uasc": np.array(self.started_uasc[year] * inverse),
+            # UASC arrivals are the only starts in the UASC stream (re-entries and
+            # entries at birth start in the non-UASC stream, see _start_episodes calls);
+            # DfE basis, as started
+            "started_by_stream": split_by_stream(
+                every_start.sum(), self.started_uasc[year] * inverse)
+            * (1.0 - rates.repeat_start_share),
             "started_first_in_year": np.array(self.first_starts[year] * inverse),
             "ceased": ceased,
+            "ceased_by_stream": ceased_by_stream,
             "returned_home": np.array(ceased[RETURNED_HOME]),
             "reentered": np.array(self.reentered[year] * inverse),
             "home_after_care": np.array(at_home * inverse),

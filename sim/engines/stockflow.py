@@ -25,6 +25,7 @@ import scipy.linalg
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
 from sim.model.rates import YearRates, year_rates
+from sim.results.schema import split_by_stream
 
 L = spec.LAYOUT
 N_AGE = spec.MAX_AGE_MONTHS
@@ -41,6 +42,12 @@ _CARE_INDEX = np.array([[[L.care(g, p, k) for k in range(N_STAGES)]
 _HOME_INDEX = np.array([L.home(j) for j in range(len(spec.HOME_STAGES))])
 _ROUTE_COUNTERS = [L.counter(f"ceased_{r}") for r in spec.EXIT_ROUTES]
 _HOME_ROUTE = spec.EXIT_ROUTES.index("returned_home")
+_UASC = spec.STREAMS.index("uasc")
+# (route index, counter column) of the UASC stream's own exit counters
+_UASC_ROUTE_COUNTERS = [(spec.EXIT_ROUTES.index(r), L.counter(name)) for r, name in
+                        zip(spec.UASC_EXIT_ROUTES, spec.UASC_CEASED_COUNTERS, strict=True)]
+_UNCOUNTED_UASC_ROUTES = [r for r, route in enumerate(spec.EXIT_ROUTES)
+                          if route not in spec.UASC_EXIT_ROUTES]
 
 
 def build_generators(rates: YearRates) -> Array:
@@ -71,6 +78,11 @@ def build_generators(rates: YearRates) -> Array:
     q[:, care[..., :-1], care[..., 1:]] = progress[:-1]
     for r, counter in enumerate(_ROUTE_COUNTERS):
         q[:, care, counter] = hazards[:, :, None, :, r]
+    if np.any(hazards[:, _UASC, :, _UNCOUNTED_UASC_ROUTES]):
+        raise ValueError("a UASC exit hazard on a route outside spec.UASC_EXIT_ROUTES "
+                         "would be missing from ceased_by_stream; add the route there")
+    for r, counter in _UASC_ROUTE_COUNTERS:
+        q[:, care[_UASC], counter] = hazards[:, _UASC, None, :, r]
     q[:, care[0], L.home(0)] = hazards[:, 0, None, :, _HOME_ROUTE]
     q[:, care, care] = -(progress[None, None, None, :]
                          + hazards.sum(axis=-1)[:, :, None, :])
@@ -97,6 +109,7 @@ class YearTally:
 
 
 _BIRTH_COUNTER = spec.COUNTERS.index("started_at_birth")
+_TURNED_18 = spec.CEASED_REASONS.index("turned_18")
 
 
 def _exogenous(x: Array, rates: YearRates) -> None:
@@ -295,6 +308,10 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
         c["ceased_returned_home"].sum(), c["ceased_adoption"].sum(),
         c["ceased_sgo_cao"].sum(), tally.turned_18_by_stream.sum(),
         c["ceased_other"].sum()])
+    ceased_uasc = np.zeros(len(spec.CEASED_REASONS))
+    for route, name in zip(spec.UASC_EXIT_ROUTES, spec.UASC_CEASED_COUNTERS, strict=True):
+        ceased_uasc[spec.CEASED_REASONS.index(route)] = c[name].sum()
+    ceased_uasc[_TURNED_18] = tally.turned_18_by_stream[_UASC]
     every_start = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
                    + c["started_at_birth"])
     # DfE basis: a child's first start in the year only (ModelParameters.repeat_start_share)
@@ -306,12 +323,18 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
         "looked_after_by_age": stock.sum(axis=(1, 2, 3)),
         "looked_after_by_placement": stock.sum(axis=(0, 1, 3)),
         "looked_after_by_stage": stock.sum(axis=(0, 1, 2)),
-        "looked_after_uasc": np.array(stock[:, 1].sum()),
+        "looked_after_uasc": np.array(stock[:, _UASC].sum()),
+        "looked_after_by_stream": stock.sum(axis=(0, 2, 3)),
         "started": np.array(started_by_band.sum()),
         "started_by_age": started_by_band,
         "started_every_episode": np.array(every_start.sum()),
         "started_uasc": np.array(c["started_uasc"].sum()),
+        # the UASC stream's only inflow is arrivals (re-entries join the non-UASC
+        # stream); DfE basis, as started
+        "started_by_stream": split_by_stream(every_start.sum(), c["started_uasc"].sum())
+        * (1.0 - rates.repeat_start_share),
         "ceased": ceased,
+        "ceased_by_stream": split_by_stream(ceased, ceased_uasc),
         "returned_home": np.array(c["ceased_returned_home"].sum()),
         "reentered": np.array(c["reentered"].sum()),
         "home_after_care": np.array(x[:, HOME].sum()),

@@ -103,6 +103,16 @@ class StateLayout:
         return self.counter_start + COUNTERS.index(name)
 
 
+# Routes by which UASC leave care before 18 (ASSUMPTION, sim/model/rates.py: one
+# "other" hazard; most leave at 18, by ageing).  The ``ceased_<route>`` counters count
+# both streams; ``ceased_uasc_<route>`` counts the UASC stream alone, so ceased by stream
+# is an exact integral too (non-UASC = all - UASC; turned-18 exits are counted per
+# stream by ageing).  Only these routes get a counter: each is a column of the state
+# matrix, and the engine's cost grows with its square.  The stock-flow engine refuses a
+# UASC hazard on any other route rather than mis-report it.
+UASC_EXIT_ROUTES: tuple[str, ...] = ("other",)
+UASC_CEASED_COUNTERS: tuple[str, ...] = tuple(f"ceased_uasc_{r}" for r in UASC_EXIT_ROUTES)
+
 # Flow counters: every flow the results report, integrated exactly by the engine.
 COUNTERS: tuple[str, ...] = (
     "started_from_cin",
@@ -115,6 +125,7 @@ COUNTERS: tuple[str, ...] = (
     "cin_referrals",
     "cin_closures",
     "started_at_birth",
+    *UASC_CEASED_COUNTERS,
 )
 
 

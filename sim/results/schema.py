@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from sim.model import spec
 from sim.model.costs import COST_COMPONENTS, PRICE_BASE
 
 COORDS: dict[str, tuple[str, ...]] = {
     "age_group": spec.AGE_BAND_NAMES,
+    "stream": spec.STREAMS,
     "placement": spec.PLACEMENTS,
     "reason": spec.CEASED_REASONS,
     "care_stage": spec.CARE_STAGES,
@@ -34,6 +36,9 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                               "looked after at 31 March by time-in-care stage"),
     "looked_after_uasc": ((), "children", "unaccompanied asylum-seeking children looked "
                           "after at 31 March"),
+    "looked_after_by_stream": (("stream",), "children", "looked after at 31 March by "
+                               "stream: unaccompanied asylum-seeking children (uasc) and "
+                               "all others (non_uasc); sums to looked_after"),
     "started": ((), "children per year", "starts of care during the year ending 31 March "
                 "on DfE's basis (a child's first start in the year only): every start "
                 "less the share DfE's count leaves out (ModelParameters.repeat_start_share, "
@@ -45,8 +50,14 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "started_by_age": (("age_group",), "children per year", "starts by age at start (DfE "
                        "basis, as started)"),
     "started_uasc": ((), "children per year", "UASC starting care"),
+    "started_by_stream": (("stream",), "children per year", "starts by stream on DfE's "
+                          "basis, as started (every start in the stream x (1 - "
+                          "repeat_start_share)); re-entries and entries at birth are "
+                          "non_uasc; sums to started"),
     "ceased": (("reason",), "children per year", "children who ceased to be looked after, "
                "by reason (turned_18 = on the 18th birthday)"),
+    "ceased_by_stream": (("stream", "reason"), "children per year", "ceased by stream "
+                         "and reason; sums over stream to ceased"),
     "returned_home": ((), "children per year", "children who ceased care by returning "
                       "home (reunification)"),
     "reentered": ((), "children per year", "children who came back into care after "
@@ -88,6 +99,22 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
                     "general price level, 1 in the base year, rising by "
                     "costs.inflation_per_year (ASSUMPTION: 2 %)"),
 }
+
+
+def split_by_stream(total: ArrayLike, uasc: ArrayLike) -> np.ndarray:
+    """A result by stream (``spec.STREAMS`` first, then the total's own dimensions) from
+    its total and its UASC part.
+
+    The engines use it where only the UASC part is counted separately (starts: the UASC
+    stream's only inflow is arrivals; stock-flow exits: UASC counters beside all-stream
+    counters), so the streams sum to the total and the totals stay exactly what they
+    were before streams were reported.
+    """
+    total_values = np.asarray(total, dtype=float)
+    values = np.zeros((len(spec.STREAMS), *total_values.shape))
+    values[spec.STREAMS.index("uasc")] = uasc
+    values[spec.STREAMS.index("non_uasc")] = total_values - values[spec.STREAMS.index("uasc")]
+    return values
 
 
 def build_dataset(years: Sequence[int], records: Sequence[dict[str, Any]],
