@@ -90,6 +90,42 @@ def uasc_started(obs: Observed, year: int) -> float:
     return ASSUMED_UASC_STARTS_PER_STOCK * obs.require("uasc_31_march", year)
 
 
+# UASC arrivals in projected years (issue 8).  UASC come into care because they arrive
+# in England unaccompanied: migration sets the number, not a hazard on a population the
+# model follows, so arrivals are an exogenous path chosen by the scenario.  One year is
+# a poor guide to it (published starts swung from 2,800 in 2021 to 5,400 in 2022), so
+# the default is the mean of the last UASC_MEAN_YEARS years up to the base year.
+UASC_ARRIVALS_METHODS: tuple[str, ...] = ("mean_last_3", "base_year")
+UASC_MEAN_YEARS = 3
+
+
+def uasc_arrivals_default(obs: Observed, year: int, method: str) -> tuple[float, str]:
+    """UASC arrivals per year held flat in projected years, and where they come from.
+
+    ``mean_last_3``: the mean of UASC starts in the base year and the two years before;
+    ``base_year``: the base year's starts alone.  Each year's starts are
+    :func:`uasc_started` (published from 2019, before that the named assumption), and
+    only years up to the base year are read.
+    """
+    if method not in UASC_ARRIVALS_METHODS:
+        raise ValueError(f"unknown UASC arrivals method {method!r}; "
+                         f"valid: {', '.join(UASC_ARRIVALS_METHODS)}")
+    first = year - UASC_MEAN_YEARS + 1 if method == "mean_last_3" else year
+    years = range(first, year + 1)
+    values = [uasc_started(obs, y) for y in years]
+    parts = []
+    for y, value in zip(years, values, strict=True):
+        published = obs.get("started_during_year__uasc__uasc", y) is not None
+        parts.append(f"{y}: {value:,.0f}" + ("" if published else
+                                             f" = {ASSUMED_UASC_STARTS_PER_STOCK:g} x "
+                                             "uasc_31_march, ASSUMPTION"))
+    label = (f"mean of UASC starts {first}-{year}" if len(values) > 1
+             else f"UASC starts {year}")
+    source = (f"{label} ({'; '.join(parts)}; started_during_year__uasc__uasc), held flat "
+              f"(uasc.arrivals_method = {method})")
+    return float(np.mean(values)), source
+
+
 def uasc_under_16_share(obs: Observed, year: int) -> float:
     under = obs.get("uasc_31_march__age__under_16", year)
     total = obs.get("uasc_31_march", year)
@@ -419,7 +455,10 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
 
     arrivals = config["uasc"]["arrivals_per_year"]
     if arrivals == "estimate":
-        arrivals = uasc_started(obs, year)
+        arrivals, sources["uasc_arrivals_per_year"] = uasc_arrivals_default(
+            obs, year, config["uasc"]["arrivals_method"])
+    else:
+        sources["uasc_arrivals_per_year"] = "scenario uasc.arrivals_per_year"
     age_share = np.zeros(18)
     age_share[[14, 15]] = under_16 / 2
     age_share[[16, 17]] = (1 - under_16) / 2
@@ -474,6 +513,7 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
         reentry_rate_per_year=reentry,
         placement_mix=mix,
         uasc_arrivals_per_year=arrivals,
+        uasc_arrivals_base_year=uasc_started(obs, year),
         uasc_age_share=age_share,
         uasc_exit_rate_per_year=uasc_exit_rate,
         entry_trend_per_year=entry_trend,

@@ -70,8 +70,11 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {
         "looked_after_31_march__placement__* and uasc_31_march__placement__* (entry mix = "
         "stock mix, ASSUMPTION: hazards do not depend on placement)"),
     "uasc_arrivals_per_year": ParameterInfo(
+        "children per year", 0, 1e5, "exogenous: mean of started_during_year__uasc__uasc "
+        "over the base year and the two before (uasc.arrivals_method), held flat"),
+    "uasc_arrivals_base_year": ParameterInfo(
         "children per year", 0, 1e5, "started_during_year__uasc__uasc in the base year "
-        "(held flat: ASSUMPTION)"),
+        "(before 2019 ASSUMPTION: 0.75 x uasc_31_march); the base year's flows only"),
     "uasc_age_share": ParameterInfo(
         "share of UASC arrivals by year of age", 0, 1,
         "uasc_31_march__age__under_16 / 16_and_over; arrivals at 14-15 and 16-17 "
@@ -108,7 +111,8 @@ class ModelParameters:
     stage_exit_multiplier: Array  # (stages,)
     reentry_rate_per_year: Array  # (home stages,)
     placement_mix: Array  # (streams, placements), rows sum to 1
-    uasc_arrivals_per_year: float
+    uasc_arrivals_per_year: float  # projected years
+    uasc_arrivals_base_year: float  # the base year's own (history, not the path)
     uasc_age_share: Array  # (18,) sums to 1
     uasc_exit_rate_per_year: float
     entry_trend_per_year: float

@@ -162,7 +162,11 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
     if effects.placement_shift is not None:
         mix[0] = effects.placement_shift(mix[0])
 
-    arrivals = config["uasc"]["arrivals_by_year"].get(str(year), params.uasc_arrivals_per_year)
+    # The base year is history (its flows are reported, its rates shape the initial
+    # state): its own UASC starts, whatever path the scenario sets for later years.
+    path = (params.uasc_arrivals_base_year if year == params.base_year
+            else params.uasc_arrivals_per_year)
+    arrivals = config["uasc"]["arrivals_by_year"].get(str(year), path)
     uasc = arrivals * params.uasc_age_share
     return YearRates(
         year=year,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.model.capacity import CAPACITY_FIELDS
+from sim.model.estimate import UASC_ARRIVALS_METHODS
 from sim.model.levers import (
     COST_FIELDS,
     LEVER_NAMES,
@@ -137,9 +138,15 @@ SECTIONS: dict[str, dict[str, Field]] = {
     },
     "uasc": {
         "arrivals_per_year": Field(
-            float, "estimate", "UASC starting care per year; estimate = the base year's "
-            "published UASC starts (ASSUMPTION: migration-driven, held flat)", 0, 1e5,
-            estimate_ok=True),
+            float, "estimate", "UASC starting care per year in projected years, an "
+            "exogenous path (migration-driven, not a care hazard); estimate = the "
+            "default set by arrivals_method, held flat", 0, 1e5, estimate_ok=True),
+        "arrivals_method": Field(
+            UASC_ARRIVALS_METHODS, "mean_last_3", "how arrivals_per_year = \"estimate\" is "
+            "set: mean_last_3 = mean of UASC starts in the base year and the two before "
+            "(published from 2019; earlier years 0.75 x the 31 March UASC stock, "
+            "ASSUMPTION); base_year = the base year's UASC starts alone (the default "
+            "before issue 8)"),
         "exit_rate_per_year": Field(
             float, 0.10, "ASSUMPTION: hazard of a UASC leaving care before 18", 0, 10),
         "arrivals_by_year": Field(
