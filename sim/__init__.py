@@ -2,7 +2,7 @@
 
 import os
 
-# The engines multiply many small matrices (58 x 58 per age band and month).  Threaded
+# The engines multiply many small matrices (59 x 59 per age band and month).  Threaded
 # BLAS only adds overhead at that size and, on a shared 2-core machine, made runs up to
 # 7x slower; one thread is the default unless the user sets otherwise.  This must run
 # before numpy loads its BLAS, hence here.
