@@ -86,7 +86,7 @@ from sim.errors import InputError
 from sim.model import spec
 from sim.model.capacity import CapacitySettings
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, year_rates
+from sim.model.rates import YearRates, dfe_basis_starts, year_rates
 from sim.results.schema import build_dataset, split_by_stream, stack_replicates
 
 IntArray = NDArray[np.int64]
@@ -680,7 +680,7 @@ class _ReplicateRun:
         # flows by projected year (index 1..n; 0 unused), kept as flat Python lists
         # because callbacks add to them one child at a time
         self.started = [[0] * N_BANDS for _ in range(n_years + 1)]
-        self.started_uasc = [0] * (n_years + 1)
+        self.started_uasc = [[0] * N_BANDS for _ in range(n_years + 1)]
         self.reentered = [0] * (n_years + 1)
         self.first_starts = [0] * (n_years + 1)
         self.ceased = [[[0] * N_REASONS for _ in range(N_STREAMS)]
@@ -917,7 +917,7 @@ class _ReplicateRun:
         self.heap_events += 1
         self.started[year][band] += 1
         if source == SOURCE_UASC:
-            self.started_uasc[year] += 1
+            self.started_uasc[year][band] += 1
         elif source == SOURCE_REENTRY:
             self.reentered[year] += 1
         if self.last_start_year[child] != year:
@@ -1085,8 +1085,10 @@ class _ReplicateRun:
         at_home = int(((h["start"] <= moment) & (moment < h["end"])).sum())
         rates = model.rates[year - 1]
         every_start = np.array(self.started[year], dtype=float) * inverse
+        uasc_starts = np.array(self.started_uasc[year], dtype=float) * inverse
         # DfE basis, as in the stock-flow engine (ModelParameters.repeat_start_share)
-        started_by_band = every_start * (1.0 - rates.repeat_start_share)
+        started_by_band = dfe_basis_starts(every_start, uasc_starts,
+                                           rates.repeat_start_share)
         ceased_by_stream = np.array(self.ceased[year], dtype=float) * inverse
         ceased = ceased_by_stream.sum(axis=0)
         looked_after = in_care.size * inverse
@@ -1108,13 +1110,11 @@ class _ReplicateRun:
             "started": np.array(started_by_band.sum()),
             "started_by_age": started_by_band,
             "started_every_episode": np.array(every_start.sum()),
-            "started_uasc": np.array(self.started_uasc[year] * inverse),
+            "started_uasc": np.array(uasc_starts.sum()),
             # UASC arrivals are the only starts in the UASC stream (re-entries and
             # entries at birth start in the non-UASC stream, see _start_episodes calls);
             # DfE basis, as started
-            "started_by_stream": split_by_stream(
-                every_start.sum(), self.started_uasc[year] * inverse)
-            * (1.0 - rates.repeat_start_share),
+            "started_by_stream": split_by_stream(started_by_band.sum(), uasc_starts.sum()),
             "started_first_in_year": np.array(self.first_starts[year] * inverse),
             "ceased": ceased,
             "ceased_by_stream": ceased_by_stream,

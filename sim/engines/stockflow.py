@@ -24,7 +24,7 @@ import scipy.linalg
 
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, year_rates
+from sim.model.rates import YearRates, dfe_basis_starts, year_rates
 from sim.results.schema import split_by_stream
 
 L = spec.LAYOUT
@@ -315,7 +315,8 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
     every_start = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
                    + c["started_at_birth"])
     # DfE basis: a child's first start in the year only (ModelParameters.repeat_start_share)
-    started_by_band = every_start * (1.0 - rates.repeat_start_share)
+    started_by_band = dfe_basis_starts(every_start, c["started_uasc"],
+                                       rates.repeat_start_share)
     looked_after = stock.sum()
     pool = x[:, L.cin_pool].sum()
     return {
@@ -331,8 +332,7 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
         "started_uasc": np.array(c["started_uasc"].sum()),
         # the UASC stream's only inflow is arrivals (re-entries join the non-UASC
         # stream); DfE basis, as started
-        "started_by_stream": split_by_stream(every_start.sum(), c["started_uasc"].sum())
-        * (1.0 - rates.repeat_start_share),
+        "started_by_stream": split_by_stream(started_by_band.sum(), c["started_uasc"].sum()),
         "ceased": ceased,
         "ceased_by_stream": split_by_stream(ceased, ceased_uasc),
         "returned_home": np.array(c["ceased_returned_home"].sum()),

@@ -491,11 +491,13 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
                                for b in BANDS])
     starts_non_uasc = np.clip(
         starts_by_band - uasc_by_band(uasc_started(obs, year), under_16), 0.0, None)
-    # Every start the model makes, including the repeat starts DfE does not count.
+    # Every start the model makes, including the repeat starts DfE does not count
+    # (non-UASC: UASC arrivals are first starts by definition).
     repeat, sources["repeat_start_share"] = uncounted_starts(obs, year)
-    published_starts = float(starts_by_band.sum())
-    repeat_share = repeat / (published_starts + repeat) if published_starts > 0 else 0.0
-    starts_non_uasc = starts_non_uasc * (published_starts + repeat) / published_starts
+    published_non_uasc = float(starts_non_uasc.sum())
+    repeat_share = (repeat / (published_non_uasc + repeat) if published_non_uasc > 0
+                    else 0.0)
+    starts_non_uasc = starts_non_uasc / (1.0 - repeat_share)
 
     non_uasc_stock = by_band - uasc_stock
     params = ModelParameters(

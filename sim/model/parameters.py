@@ -44,9 +44,10 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {
         "(started_during_year__age__* - UASC starts - modelled re-entries) / CIN pool in band;"
         " pool split by age in proportion to the child population (ASSUMPTION)"),
     "repeat_start_share": ParameterInfo(
-        "share of all starts", 0, 0.2,
+        "share of non-UASC starts", 0, 0.2,
         "mean over the last 3 years to the base year of the stock-identity gap "
-        "(change in the 31 March stock - (started - ceased)), as a share of all starts: "
+        "(change in the 31 March stock - (started - ceased)), as a share of non-UASC "
+        "starts: "
         "starts DfE does not count because it counts a child's first start in the year "
         "only (ASSUMPTION: the whole gap is uncounted repeat starts)"),
     "birth_entry_share": ParameterInfo(

@@ -34,7 +34,16 @@ class YearRates:
     reentry_rate: Array  # (home stages,)
     placement_mix: Array  # (streams, placements) entry mix
     effects: LeverEffects
-    repeat_start_share: float = 0.0  # starts DfE's first-start count leaves out
+    repeat_start_share: float = 0.0  # share of non-UASC starts DfE's count leaves out
+
+
+def dfe_basis_starts(every_start_by_band: Array, uasc_by_band: Array,
+                     repeat_start_share: float) -> Array:
+    """Starts on DfE's basis (a child's first start in the year) from every start the
+    model makes: the repeat starts DfE does not count are a share of the non-UASC
+    starts (UASC arrivals are first starts by definition).  Both engines report
+    ``started`` through this one rule."""
+    return every_start_by_band - repeat_start_share * (every_start_by_band - uasc_by_band)
 
 
 def population_in_year(params: ModelParameters, year: int) -> Array:
