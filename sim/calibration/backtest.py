@@ -441,13 +441,16 @@ def skill_markdown(results: Sequence[OriginResult], rows: Sequence[Row], default
     for v in variables:
         text.append(f"| {v} | " + " | ".join(_fmt(pooled_mape(rows, m, v, horizons))
                                              for m in shown) + " |")
-    text += ["", f"## MAPE % by horizon, default (`{default}`) and benchmarks", "",
+    text += ["", f"## MAPE % (bias %) by horizon, default (`{default}`) and benchmarks", "",
              "| variable | method | " + " | ".join(f"h={h}" for h in horizons) + " |",
              "|---|---|" + "---:|" * len(horizons)]
     for v in HEADLINE:
         for m in (default, *BENCHMARKS):
-            text.append(f"| {v} | {m} | " + " | ".join(
-                _fmt(pooled_mape(rows, m, v, [h])) for h in horizons) + " |")
+            cells = []
+            for h in horizons:
+                chosen = [r for r in _select(rows, method=m, variable=v, horizon=h)]
+                cells.append(f"{_fmt(mape(chosen))} ({_fmt(bias(chosen), 1)})")
+            text.append(f"| {v} | {m} | " + " | ".join(cells) + " |")
     text += ["", f"## Per origin, default (`{default}`): MAPE % over h = 1-{horizon}", "",
              "| origin | " + " | ".join(HEADLINE) + " |", "|---|" + "---:|" * len(HEADLINE)]
     for o in origins:
@@ -466,6 +469,10 @@ def skill_markdown(results: Sequence[OriginResult], rows: Sequence[Row], default
             share, n = coverage(rows, m, HEADLINE, horizons, level)
             cells.append(_fmt(share * 100, 0))
         text.append(f"| {m} | " + " | ".join(cells) + f" | {n} |")
+    text += ["", f"80 % band coverage of the default by horizon (pooled over "
+             f"{', '.join(HEADLINE)}): " + ", ".join(
+                 f"h={h} {_fmt(coverage(rows, default, HEADLINE, [h], 0.8)[0] * 100, 0)} %"
+                 for h in horizons) + "."]
     nested = nested_selection(rows, horizons)
     text += ["", "## Choosing from the menu, honestly (nested)", "",
              "The default is picked from a menu of treatments using these same backtests, "
