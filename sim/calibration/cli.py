@@ -71,9 +71,11 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     )
     from sim.errors import InputError
 
-    origins = parse_origins(args.origins)[::args.step]
     if args.step not in (1, 2):
         raise InputError(f"backtest: --step {args.step} must be 1 or 2")
+    origins = parse_origins(args.origins)[::args.step]
+    if not origins:
+        raise InputError(f"backtest: --origins {args.origins!r} names no year")
     methods = args.methods.split(",") if args.methods else list(METHODS)
 
     def progress(result: object) -> None:

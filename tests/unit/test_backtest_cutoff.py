@@ -147,3 +147,5 @@ def test_backtest_input_errors() -> None:
         run_backtests([2016], 3, targets, methods=["magic"])
     assert main(["backtest", "--origins", "2030:2031"]) == 2
     assert main(["backtest", "--origins", "twenty"]) == 2
+    assert main(["backtest", "--step", "0"]) == 2
+    assert main(["backtest", "--origins", "2020:2014"]) == 2
