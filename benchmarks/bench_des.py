@@ -114,7 +114,7 @@ def simpy_floor_seconds(events: int, pending: int, seed: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main() -> dict[str, float]:
     runs = [run_replicate() for _ in range(REPEATS)]
     best = min(runs, key=lambda r: r["compile_s"] + r["simulate_s"])
     wall = best["compile_s"] + best["simulate_s"]
@@ -147,6 +147,11 @@ def main() -> None:
     print(f"  for context: simpy with empty callbacks reaches "
           f"{heap_events / simpy_loop:,.0f} events/s, ratio {heap_loop / simpy_loop:4.2f} to "
           "bare heapq (the ceiling for any simpy engine)")
+    return {"replicate_wall_s": wall, "replicate_target_s": TARGET_SECONDS,
+            "peak_memory_mb": peak, "memory_target_mb": TARGET_MEMORY_MB,
+            "heap_events_per_s": heap_rate, "ratio_heap_events_to_bare_heapq":
+            heap_rate / bare_rate, "ratio_transitions_to_bare_heapq":
+            transition_rate / bare_transition_rate, "ratio_target": TARGET_RATIO}
 
 
 if __name__ == "__main__":

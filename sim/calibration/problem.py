@@ -37,7 +37,7 @@ from sim.model.parameters import Array, ModelParameters
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
 from sim.results.schema import VARIABLES
 from sim.scenarios.loader import Scenario, load_scenario
-from sim.scenarios.schema import LAST_END_YEAR
+from sim.scenarios.schema import LAST_END_YEAR, SECTIONS
 
 Record = dict[str, Any]
 
@@ -255,6 +255,11 @@ class CalibrationProblem:
             **{str(y): uasc_started(self.observed, y) for y in self.history_years[1:]}}
         history["trends"]["trend_change_year"] = self.change_year
         history["trends"]["continue_until"] = LAST_END_YEAR
+        # The history run is the piecewise-linear fit itself, whatever trend treatment
+        # the scenario carries forward (a scenario extending the forecast layer is
+        # damped and bounded; its history must not be).
+        history["trends"].update(method="linear", floor=0.0,
+                                 ceiling=SECTIONS["trends"]["ceiling"].default)
         self.history_config = history
         self.history_params = estimate_parameters(history, data_dir=data_dir)
 
