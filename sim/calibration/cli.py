@@ -66,9 +66,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         outlook,
         pooled_mape,
         run_backtests,
-        write_backtest_report,
-        write_forecast_layer,
     )
+    from sim.calibration.skill_report import write_backtest_report, write_forecast_layer
     from sim.errors import InputError
 
     if args.step not in (1, 2):

@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter  # noqa: E402
 
+from sim.datasets import curated_value  # noqa: E402
 from sim.results.compare import (  # noqa: E402
     ScenarioResult,
     find_baseline,
@@ -89,8 +90,10 @@ def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
     years = sorted(history)
     axis.plot(years, [history[y] / 1e3 for y in years], "o-", color="black", ms=3.5,
               label="published (DfE, latest revision)")
-    axis.plot([2022], [82.17], "x", color="black", ms=6,
-              label="2022 as first published (82,170)")
+    first = curated_value("outturn_to_2022.csv", "(first published)", years[-1])
+    if first:
+        axis.plot([years[-1]], [first / 1e3], "x", color="black", ms=6,
+                  label=f"{years[-1]} as first published ({first:,.0f})")
     colors = scenario_colors(results)
     if "looked_after_quantiles" in reference.ds:
         bands = reference.ds["looked_after_quantiles"]

@@ -19,9 +19,8 @@ from sim.calibration.backtest import (
     OriginResult,
     run_backtests,
     run_origin,
-    write_backtest_report,
-    write_forecast_layer,
 )
+from sim.calibration.skill_report import write_backtest_report, write_forecast_layer
 from sim.calibration.targets import load_targets
 from sim.cli import main
 from sim.datasets import DATA_DIR, load_observed
