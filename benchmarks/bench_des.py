@@ -28,7 +28,7 @@ import simpy
 from simpy.events import NORMAL
 
 from sim.engines import des
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.scenarios.loader import load_scenario
 
 REPEATS = 3

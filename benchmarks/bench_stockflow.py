@@ -16,7 +16,7 @@ import numpy as np
 import scipy.linalg
 
 from sim.engines import stockflow
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.scenarios.loader import load_scenario
 
 REPEATS = 30

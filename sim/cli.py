@@ -18,7 +18,7 @@ from sim.errors import InputError
 
 EXTENSIONS = (
     "sim.calibration.cli",
-    "sim.results.compare_cli",
+    "sim.compare_cli",
     "sim.solve",
 )
 
@@ -62,7 +62,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from sim.model.estimate import estimate_parameters
+    from sim.estimation.estimate import estimate_parameters
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)

@@ -13,8 +13,8 @@ import xarray as xr
 
 from sim.engines import stockflow
 from sim.errors import InputError
+from sim.estimation.estimate import estimate_parameters
 from sim.model.costs import add_costs
-from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment

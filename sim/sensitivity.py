@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from sim.estimation.estimate import estimate_parameters
 from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS, add_costs
-from sim.model.estimate import estimate_parameters
 from sim.model.levers import LEVER_PARAMETERS, ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.reinvestment import reinvesting

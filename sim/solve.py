@@ -286,7 +286,7 @@ _PARAMETERS_KEPT = 4
 
 
 def _parameters(scenario: Scenario) -> ModelParameters:
-    from sim.model.estimate import estimate_parameters
+    from sim.estimation.estimate import estimate_parameters
     from sim.sensitivity import _estimation_inputs
 
     cache_key = json.dumps(_estimation_inputs(scenario.config), sort_keys=True, default=str)

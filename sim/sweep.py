@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from sim.errors import InputError
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
 from sim.run import run_to_file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import Scenario, load_scenario
 

@@ -36,14 +36,14 @@ from sim.calibration.targets import Target, TargetSet, load_targets
 from sim.datasets import Observed, load_observed
 from sim.engines import stockflow
 from sim.errors import InputError
+from sim.estimation.recent import recent_slopes
 from sim.model.rates import ROUTE_TREND_KEYS
-from sim.model.recent import recent_slopes
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
 from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR
 
 # Trend treatments scored for the model.  Each is: where the slopes come from
 # ("calibrated": the history fit's latest regime; "recent": log-linear slopes of the
-# published rates over the last RECENT_WINDOW years, sim.model.recent.recent_slopes), which
+# published rates over the last RECENT_WINDOW years, sim.estimation.recent.recent_slopes), which
 # exit routes keep their slope (the others are held at the base year's level), and
 # the scenario [trends] keys that carry the slopes forward.  Floors/ceilings
 # (ASSUMPTION: no trend more than halves or doubles a hazard) go with every treatment
@@ -393,7 +393,7 @@ def outlook(methods: Sequence[str], layer: str | Path = "scenarios/layers/calibr
             year: int = 2032, data_dir: Path | None = None) -> dict[str, float]:
     """Looked after in ``year`` projected from the base year (all shipped data) under
     each treatment: how much the choice matters where the backtests cannot see."""
-    from sim.model.estimate import estimate_parameters
+    from sim.estimation.estimate import estimate_parameters
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(layer)

@@ -3,7 +3,7 @@
 Design (docs/calibration.md has the full argument):
 
 * **Levels come from data, change comes from the fit.**  Every rate *level* is
-  estimated from the published data for a base year (``sim/model/estimate.py``) and is
+  estimated from the published data for a base year (``sim/estimation/estimate.py``) and is
   never touched by the optimiser.  The free parameters are *time-path* parameters
   (log-linear trends, a change in trend, route-specific exit trends): they describe how
   hazards moved over the decade, which is what the crude OLS slopes in ``estimate.py``
@@ -32,7 +32,7 @@ from sim.calibration.targets import COORDINATE_LABELS, OPTIONAL_VARIABLES, Targe
 from sim.datasets import Observed, load_observed
 from sim.engines import stockflow
 from sim.errors import InputError
-from sim.model.estimate import estimate_parameters, reentry_cdf, uasc_started
+from sim.estimation.estimate import estimate_parameters, reentry_cdf, uasc_started
 from sim.model.parameters import Array, ModelParameters
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
 from sim.results.schema import VARIABLES

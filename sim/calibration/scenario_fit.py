@@ -49,8 +49,8 @@ import scipy.optimize
 
 import sim
 from sim.errors import InputError
+from sim.estimation.estimate import estimate_parameters
 from sim.model.costs import add_costs
-from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import git_commit
 from sim.run import project_stockflow

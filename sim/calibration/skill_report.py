@@ -291,7 +291,7 @@ def write_forecast_layer(rows: Sequence[Row], default: str, horizon: int,
     trends: dict[str, Any] = dict(treatment.trends)
     if treatment.slopes == "recent":
         header.append(f"# slopes: log-linear over the {RECENT_WINDOW} published years to "
-                      "the base year (sim.model.recent.recent_slopes); exit routes keeping a "
+                      "the base year (sim.estimation.recent.recent_slopes); exit routes keeping a "
                       f"slope: {', '.join(treatment.routes)}")
         trends.update({key.split(".", 1)[1]: round(value, 6) for key, value in
                        slopes.items()})

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.model import spec
-from sim.scenarios.fields import Field
+from sim.model.fields import Field
 
 OVERFLOW_PLACEMENTS: tuple[str, ...] = tuple(p for p in spec.PLACEMENTS if p != "foster")
 

@@ -41,7 +41,7 @@ import xarray as xr
 
 from sim.errors import InputError
 from sim.model import spec
-from sim.scenarios.fields import Field
+from sim.model.fields import Field
 
 if TYPE_CHECKING:
     from sim.model.parameters import ModelParameters

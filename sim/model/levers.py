@@ -75,7 +75,7 @@ from numpy.typing import NDArray
 from sim.errors import InputError
 from sim.model import spec
 from sim.model.costs import COST_FIELDS
-from sim.scenarios.fields import Field
+from sim.model.fields import Field
 
 if TYPE_CHECKING:
     from sim.model.parameters import ModelParameters

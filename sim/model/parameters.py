@@ -1,7 +1,7 @@
 """Model parameters: values plus unit, bounds and source for every one.  Pure data.
 
 ``ModelParameters`` is what both engines consume (through :mod:`sim.model.rates`).
-It is produced by :func:`sim.model.estimate.estimate_parameters` from the shipped data
+It is produced by :func:`sim.estimation.estimate.estimate_parameters` from the shipped data
 for a base year; every field's provenance is in :data:`PARAMETER_INFO` and in
 ``ModelParameters.sources`` (which names the measures and year actually used).
 """

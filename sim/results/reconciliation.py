@@ -34,8 +34,8 @@ import pandas as pd
 import xarray as xr
 
 from sim.calibration.scenario_fit import PARAMETER_KEYS
+from sim.estimation.estimate import estimate_parameters
 from sim.model.costs import add_costs
-from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import ScenarioResult, find_baseline, value_in
 from sim.run import project_stockflow

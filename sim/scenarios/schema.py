@@ -1,7 +1,7 @@
 """Every key a scenario file may set: type, default, allowed range and meaning.
 
 Defaults live here, next to their documentation; ``"estimate"`` means the value is
-estimated from the shipped data for the run's base year (``sim/model/estimate.py``).
+estimated from the shipped data for the run's base year (``sim/estimation/estimate.py``).
 Sections added by other parts of the model (levers, costs, capacity) register their
 fields in :data:`SECTIONS` so there is one validator for everything.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sim.estimation.estimate import UASC_ARRIVALS_METHODS
 from sim.model.capacity import CAPACITY_FIELDS
-from sim.model.estimate import UASC_ARRIVALS_METHODS
+from sim.model.fields import Field
 from sim.model.levers import (
     COST_FIELDS,
     LEVER_NAMES,
@@ -20,7 +21,6 @@ from sim.model.levers import (
     check_lever_config,
 )
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
-from sim.scenarios.fields import Field
 
 FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
 LAST_DATA_YEAR = 2022  # shipped data stop at 31 March 2022 (sim/data/SOURCES.md)

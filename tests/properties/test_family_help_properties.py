@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.engines import stockflow
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.model.levers import lever_effects
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import load_scenario

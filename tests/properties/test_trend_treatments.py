@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.model.rates import ROUTE_TREND_KEYS, effective_years, year_rates
 from sim.model.spec import ENTRY_BAND_TREND_KEYS

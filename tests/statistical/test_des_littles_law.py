@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 from sim.engines import des
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.scenarios.loader import load_scenario
 
 POPULATION_SCALE = 0.01

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from sim.errors import InputError
+from sim.estimation.estimate import estimate_parameters
 from sim.model.costs import (
     COST_COMPONENTS,
     COST_PARAMETERS,
@@ -19,7 +20,6 @@ from sim.model.costs import (
     s251_reference_costs,
     s251_unit_cost_growth,
 )
-from sim.model.estimate import estimate_parameters
 from sim.model.levers import LEVER_NAMES
 from sim.model.parameters import ModelParameters
 from sim.run import project_stockflow, simulate

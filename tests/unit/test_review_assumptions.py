@@ -21,7 +21,7 @@ from sim.calibration.scenario_fit import (
 from sim.cli import main
 from sim.datasets import load_observed
 from sim.errors import InputError
-from sim.model.estimate import estimate_parameters, estimate_trends
+from sim.estimation.estimate import estimate_parameters, estimate_trends
 from sim.results.compare import from_dataset, value_in
 from sim.results.reconciliation import reconcile, reconciliation_html
 from sim.run import simulate

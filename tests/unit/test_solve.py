@@ -14,7 +14,7 @@ import xarray as xr
 from sim import solve as solve_module
 from sim.cli import main
 from sim.errors import InputError
-from sim.model.estimate import estimate_parameters
+from sim.estimation.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import from_dataset, value_in
 from sim.run import simulate

@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 
 from sim.datasets import load_observed
+from sim.estimation.estimate import estimate_parameters
 from sim.model import spec
-from sim.model.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.io import read_results
 from sim.run import project_stockflow, run_to_file

@@ -19,12 +19,12 @@ import xarray as xr
 from sim.datasets import Observed, load_observed
 from sim.engines import des, stockflow
 from sim.errors import InputError
-from sim.model import spec
-from sim.model.estimate import (
+from sim.estimation.estimate import (
     ASSUMED_UASC_STARTS_PER_STOCK,
     estimate_parameters,
     uasc_arrivals_default,
 )
+from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.model.rates import year_rates
 from sim.results.schema import build_dataset

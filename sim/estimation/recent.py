@@ -2,7 +2,7 @@
 
 Log-linear slopes over the last few published years of the entry rate (overall and
 by age band) and of each exit route's rate, read only up to the base year.  Kept
-beside :mod:`sim.model.estimate` (whose measures it reuses) rather than in it: the
+beside :mod:`sim.estimation.estimate` (whose measures it reuses) rather than in it: the
 estimation of a base year's levels does not need them.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from sim.datasets import Observed
 from sim.errors import InputError
-from sim.model.estimate import (
+from sim.estimation.estimate import (
     BANDS,
     ROUTES,
     ceased_by_route,
