@@ -82,12 +82,13 @@ from simpy.events import NORMAL, EventPriority
 
 from sim import rng
 from sim.engines import stockflow
+from sim.engines.record import YearTotals, year_record
 from sim.errors import InputError
 from sim.model import spec
 from sim.model.capacity import CapacitySettings
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, dfe_basis_starts, year_rates
-from sim.results.schema import build_dataset, split_by_stream, stack_replicates
+from sim.model.rates import YearRates, year_rates
+from sim.results.schema import build_dataset, stack_replicates
 
 IntArray = NDArray[np.int64]
 ProgressCallback = Callable[[int, int], None]
@@ -109,6 +110,8 @@ FOSTER = spec.PLACEMENTS.index("foster")
 REASON_OF_ROUTE = np.array([spec.CEASED_REASONS.index(r) for r in spec.EXIT_ROUTES])
 RETURNED_HOME = spec.CEASED_REASONS.index("returned_home")
 TURNED_18 = spec.CEASED_REASONS.index("turned_18")
+CARE_STOCK_SHAPE = (N_BANDS, N_STREAMS, N_PLACEMENTS, N_CARE_STAGES)
+CARE_STOCK_SIZE = int(np.prod(CARE_STOCK_SHAPE))
 STILL_IN_CARE = -1  # episode not ended by the horizon
 # state-matrix column of each (stream, placement, stage), from the model's own layout
 CARE_COLUMN = np.array([[[LAYOUT.care(g, p, k) for k in range(N_CARE_STAGES)]
@@ -1084,14 +1087,6 @@ class _ReplicateRun:
         h = self.home
         at_home = int(((h["start"] <= moment) & (moment < h["end"])).sum())
         rates = model.rates[year - 1]
-        every_start = np.array(self.started[year], dtype=float) * inverse
-        uasc_starts = np.array(self.started_uasc[year], dtype=float) * inverse
-        # DfE basis, as in the stock-flow engine (ModelParameters.repeat_start_share)
-        started_by_band = dfe_basis_starts(every_start, uasc_starts,
-                                           rates.repeat_start_share)
-        ceased_by_stream = np.array(self.ceased[year], dtype=float) * inverse
-        ceased = ceased_by_stream.sum(axis=0)
-        looked_after = in_care.size * inverse
         pool = float(model.pool.year_end_pool[year])
         referrals = float(model.pool.expected_referrals[
             MONTHS_PER_YEAR * (year - 1): MONTHS_PER_YEAR * year].sum())
@@ -1100,33 +1095,20 @@ class _ReplicateRun:
             pool += self.family_help.in_pool(moment) * inverse
             referrals += self.family_help.referred[year] * inverse
             served = self.family_help.helped[year] * inverse
-        record: dict[str, Array] = {
-            "looked_after": np.array(looked_after),
-            "looked_after_by_age": _counts(band, N_BANDS) * inverse,
-            "looked_after_by_placement": _counts(placement, N_PLACEMENTS) * inverse,
-            "looked_after_by_stage": _counts(stage, N_CARE_STAGES) * inverse,
-            "looked_after_uasc": np.array((stream == UASC).sum() * inverse),
-            "looked_after_by_stream": _counts(stream, N_STREAMS) * inverse,
-            "started": np.array(started_by_band.sum()),
-            "started_by_age": started_by_band,
-            "started_every_episode": np.array(every_start.sum()),
-            "started_uasc": np.array(uasc_starts.sum()),
-            # UASC arrivals are the only starts in the UASC stream (re-entries and
-            # entries at birth start in the non-UASC stream, see _start_episodes calls);
-            # DfE basis, as started
-            "started_by_stream": split_by_stream(started_by_band.sum(), uasc_starts.sum()),
-            "started_first_in_year": np.array(self.first_starts[year] * inverse),
-            "ceased": ceased,
-            "ceased_by_stream": ceased_by_stream,
-            "returned_home": np.array(ceased[RETURNED_HOME]),
-            "reentered": np.array(self.reentered[year] * inverse),
-            "home_after_care": np.array(at_home * inverse),
-            "cin_pool": np.array(pool),
-            "cin": np.array(pool + looked_after),
-            "cin_referrals": np.array(referrals),
-            "family_help_served": np.array(served),
-            "programme_cost_gbp": np.array(rates.effects.programme_cost_gbp),
-        }
+        cells = np.ravel_multi_index((band, stream, placement, stage), CARE_STOCK_SHAPE)
+        totals = YearTotals(
+            care_stock=_counts(cells, CARE_STOCK_SIZE).reshape(CARE_STOCK_SHAPE) * inverse,
+            every_start_by_band=np.array(self.started[year], dtype=float) * inverse,
+            uasc_start_by_band=np.array(self.started_uasc[year], dtype=float) * inverse,
+            ceased_by_stream=np.array(self.ceased[year], dtype=float) * inverse,
+            reentered=self.reentered[year] * inverse,
+            home_after_care=at_home * inverse,
+            cin_pool=pool,
+            cin_referrals=referrals,
+            family_help_served=served,
+            programme_cost_gbp=rates.effects.programme_cost_gbp,
+            extra={"started_first_in_year": np.array(self.first_starts[year] * inverse)})
+        record = year_record(totals, rates)
         self._add_capacity_record(record, year)
         return record
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from sim.engines.record import YearTotals, ceased_by_stream_from, year_record
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, dfe_basis_starts, year_rates
-from sim.results.schema import split_by_stream
+from sim.model.rates import YearRates, year_rates
 
 L = spec.LAYOUT
 N_AGE = spec.MAX_AGE_MONTHS
@@ -300,8 +300,7 @@ def instantaneous_flows(x: Array, rates: YearRates) -> YearTally:
 
 
 def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
-    """Annual record in the shared results layout (see :mod:`sim.results.schema`)."""
-    stock = care_stock(x)
+    """Annual record in the shared results layout (:func:`sim.engines.record.year_record`)."""
     counters = tally.counters_by_band
     c = {name: counters[:, i] for i, name in enumerate(spec.COUNTERS)}
     ceased = np.array([
@@ -314,36 +313,18 @@ def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
     ceased_uasc[_TURNED_18] = tally.turned_18_by_stream[_UASC]
     every_start = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
                    + c["started_at_birth"])
-    # DfE basis: a child's first start in the year only (ModelParameters.repeat_start_share)
-    started_by_band = dfe_basis_starts(every_start, c["started_uasc"],
-                                       rates.repeat_start_share)
-    looked_after = stock.sum()
-    pool = x[:, L.cin_pool].sum()
-    return {
-        "looked_after": np.array(looked_after),
-        "looked_after_by_age": stock.sum(axis=(1, 2, 3)),
-        "looked_after_by_placement": stock.sum(axis=(0, 1, 3)),
-        "looked_after_by_stage": stock.sum(axis=(0, 1, 2)),
-        "looked_after_uasc": np.array(stock[:, _UASC].sum()),
-        "looked_after_by_stream": stock.sum(axis=(0, 2, 3)),
-        "started": np.array(started_by_band.sum()),
-        "started_by_age": started_by_band,
-        "started_every_episode": np.array(every_start.sum()),
-        "started_uasc": np.array(c["started_uasc"].sum()),
-        # the UASC stream's only inflow is arrivals (re-entries join the non-UASC
-        # stream); DfE basis, as started
-        "started_by_stream": split_by_stream(started_by_band.sum(), c["started_uasc"].sum()),
-        "ceased": ceased,
-        "ceased_by_stream": split_by_stream(ceased, ceased_uasc),
-        "returned_home": np.array(c["ceased_returned_home"].sum()),
-        "reentered": np.array(c["reentered"].sum()),
-        "home_after_care": np.array(x[:, HOME].sum()),
-        "cin_pool": np.array(pool),
-        "cin": np.array(pool + looked_after),
-        "cin_referrals": np.array(c["cin_referrals"].sum()),
-        "family_help_served": np.array(rates.effects.family_help_served),
-        "programme_cost_gbp": np.array(rates.effects.programme_cost_gbp),
-    }
+    totals = YearTotals(
+        care_stock=care_stock(x),
+        every_start_by_band=every_start,
+        uasc_start_by_band=c["started_uasc"],
+        ceased_by_stream=ceased_by_stream_from(ceased, ceased_uasc),
+        reentered=c["reentered"].sum(),
+        home_after_care=x[:, HOME].sum(),
+        cin_pool=x[:, L.cin_pool].sum(),
+        cin_referrals=c["cin_referrals"].sum(),
+        family_help_served=rates.effects.family_help_served,
+        programme_cost_gbp=rates.effects.programme_cost_gbp)
+    return year_record(totals, rates)
 
 
 ProgressCallback = Callable[[int, int], None]
