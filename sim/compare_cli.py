@@ -34,6 +34,7 @@ SWEEP_COLUMNS = ("scenario", "value", "label", "key", "net_saving_discounted_gbp
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from sim.reconciliation import reconciliation_html
     from sim.results import plots
     from sim.results.compare import comparison_table, load_results, to_markdown
     from sim.results.report import Figure, ReportInputs, atomic_write_text, write_report
@@ -97,7 +98,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                               "discounted saving vs baseline (right axis) against the swept "
                               "amount.", f"sweep-{path.stem}"))
     report = write_report(ReportInputs(results, table, args.baseline, figures,
-                                       sensitivity_tables, sweep_tables), out / "report.html")
+                                       sensitivity_tables, sweep_tables,
+                                       reconciliation_html(results)), out / "report.html")
     print(f"compared {len(results)} runs; wrote {csv_path}, {md_path}, {len(figures)} charts "
           f"and {report}")
     return 0

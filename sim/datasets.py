@@ -21,6 +21,9 @@ from pathlib import Path
 
 from sim.errors import InputError
 
+FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
+LAST_DATA_YEAR = 2022  # shipped data stop at 31 March 2022 (sim/data/SOURCES.md)
+
 DATA_DIR = Path(__file__).parent / "data"
 
 # Tidy national files (one value per row) that the estimation reads.

@@ -6,7 +6,7 @@ programme money ends, funded only from what the scenario saves (docs/levers.md):
     money(t) = min(ceiling, share x savings(t - lag))        for t after the end year
     savings(t) = baseline cost(t) - scenario cost(t)          (2021-22 prices)
 
-where the costs are :func:`sim.model.costs.add_costs` without the programme
+where the costs are :func:`sim.results.costs.add_costs` without the programme
 component (placements, CIN work, other spend), the baseline is the same scenario with
 no levers, ``ceiling`` = ``sustained_share`` x the end year's money and ``share`` =
 the lever's ceiling / the sum of the ceilings of every reinvesting lever (so all the
@@ -27,9 +27,9 @@ import copy
 from typing import Any
 
 from sim.engines import stockflow
-from sim.model.costs import add_costs
 from sim.model.levers import REINVESTED_KEY, ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
+from sim.results.costs import add_costs
 from sim.results.schema import build_dataset
 
 Config = dict[str, Any]

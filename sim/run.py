@@ -3,6 +3,8 @@ the Makefile, calibration and comparison, so every caller produces the same file
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import sys
 import time
@@ -14,14 +16,14 @@ import xarray as xr
 from sim.engines import stockflow
 from sim.errors import InputError
 from sim.estimation.estimate import estimate_parameters
-from sim.model.costs import add_costs
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment
 from sim.results.bands import add_bands
+from sim.results.costs import add_costs
 from sim.results.io import write_results
 from sim.results.schema import build_dataset
-from sim.scenarios.loader import Scenario
+from sim.scenarios.loader import Scenario, freeze
 
 BASE_YEAR_NOTE = ("base-year stock is the published 31 March figure; base-year flows are "
                   "the model's annualised rates at that state")
@@ -39,7 +41,7 @@ def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dat
     (:mod:`sim.reinvestment`) and their money saved in the ``reinvested_gbp_m`` attribute."""
     run_config = with_reinvestment(params, config)
     result = stockflow.project(params, run_config)
-    ds = build_dataset(result["years"], result["records"])
+    ds = build_dataset(result["years"], result["records"], engine="stockflow")
     if run_config is not config:
         ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
     return ds
@@ -49,12 +51,15 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
              seed: int | None = None, progress: bool = False,
              params: ModelParameters | None = None) -> xr.Dataset:
     """Run a resolved scenario and return its dataset with provenance (nothing written)."""
+    if replicates is not None or seed is not None:  # a variant: the scenario stays as it is
+        changed = copy.deepcopy(scenario.config)
+        if replicates is not None:
+            changed["run"]["replicates"] = replicates
+        if seed is not None:
+            changed["run"]["seed"] = seed
+        scenario = dataclasses.replace(scenario, config=freeze(changed))
     config = scenario.config
     engine = engine or config["run"]["engine"]
-    if replicates is not None:
-        config["run"]["replicates"] = replicates
-    if seed is not None:
-        config["run"]["seed"] = seed
     start = time.perf_counter()
     params = params if params is not None else estimate_parameters(config)
     if engine == "stockflow":

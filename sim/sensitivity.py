@@ -31,11 +31,12 @@ import pandas as pd
 import xarray as xr
 
 from sim.estimation.estimate import estimate_parameters
-from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS, add_costs
+from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS
 from sim.model.levers import LEVER_PARAMETERS, ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.reinvestment import reinvesting
 from sim.results.compare import common_period, cumulative_cost, from_dataset, value_in
+from sim.results.costs import add_costs
 from sim.run import project_stockflow
 from sim.scenarios.loader import Scenario
 

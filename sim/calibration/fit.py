@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import scipy.optimize
 
-from sim.calibration.problem import CARRIED_KEYS, CalibrationProblem, Record, TargetEvaluation
+from sim.calibration.free_parameters import CARRIED_KEYS
+from sim.calibration.problem import CalibrationProblem, Record, TargetEvaluation
 from sim.calibration.targets import DEFAULT_TARGETS, TargetSet, load_targets
 from sim.model.parameters import Array
 from sim.scenarios.loader import load_scenario

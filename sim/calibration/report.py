@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sim.calibration.fit import CalibrationResult  # noqa: E402
+from sim.calibration.free_parameters import FREE_PARAMETERS  # noqa: E402
 from sim.calibration.layer import _key_bounds, draw  # noqa: E402
 from sim.calibration.problem import (  # noqa: E402
-    FREE_PARAMETERS,
     TargetEvaluation,
     apply_carried,
     model_value,

@@ -50,9 +50,9 @@ import scipy.optimize
 import sim
 from sim.errors import InputError
 from sim.estimation.estimate import estimate_parameters
-from sim.model.costs import add_costs
 from sim.model.parameters import ModelParameters
 from sim.provenance import git_commit
+from sim.results.costs import add_costs
 from sim.run import project_stockflow
 from sim.scenarios.loader import Scenario, load_scenario, read_toml, toml_value
 

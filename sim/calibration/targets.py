@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sim.calibration.free_parameters import FREE_PARAMETERS
 from sim.datasets import curated_value
 from sim.errors import InputError
 from sim.model import spec
@@ -318,7 +319,6 @@ def _parameters(where: str, table: Any, known: tuple[str, ...]
 def load_targets(path: str | Path | None = None, data_dir: Path | None = None,
                  _chain: tuple[Path, ...] = ()) -> TargetSet:
     """Read and validate a targets file (and the file it ``extends``)."""
-    from sim.calibration.problem import FREE_PARAMETERS  # the registry of free names
 
     path = Path(path) if path is not None else DEFAULT_TARGETS
     where = str(path)

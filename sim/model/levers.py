@@ -74,7 +74,7 @@ from numpy.typing import NDArray
 
 from sim.errors import InputError
 from sim.model import spec
-from sim.model.costs import COST_FIELDS
+from sim.model.costs import COST_FIELDS, COST_PARAMETERS, PRICE_BASE
 from sim.model.fields import Field
 
 if TYPE_CHECKING:
@@ -634,7 +634,7 @@ def describe_levers(config: dict[str, Any]) -> list[dict[str, Any]]:
 def parameter_tables_markdown() -> str:
     """The lever and unit-cost assumption tables as Markdown (pasted into
     ``docs/levers.md``; a test keeps the two identical)."""
-    from sim.model.costs import COST_PARAMETERS, PRICE_BASE
+
 
     lines: list[str] = []
     for name, parameters in LEVER_PARAMETERS.items():

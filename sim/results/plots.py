@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter  # noqa: E402
 
-from sim.datasets import curated_value  # noqa: E402
+from sim.datasets import LAST_DATA_YEAR, curated_value, load_observed  # noqa: E402
 from sim.results.compare import (  # noqa: E402
     ScenarioResult,
     find_baseline,
@@ -69,9 +69,6 @@ def _line(axis: plt.Axes, result: ScenarioResult, name: str, scale: float = 1.0,
 
 def published_looked_after(first: int = 2012) -> dict[int, float]:
     """DfE's published 31 March stock (latest vintage), ``first`` to the last data year."""
-    from sim.datasets import load_observed
-    from sim.scenarios.schema import LAST_DATA_YEAR
-
     observed = load_observed(LAST_DATA_YEAR)
     values = {y: observed.get("looked_after_31_march", y)
               for y in range(first, LAST_DATA_YEAR + 1)}

@@ -28,7 +28,6 @@ from sim.results.compare import (
     run_metadata,
     value_in,
 )
-from sim.results.reconciliation import reconciliation_html
 
 REVIEW_KEPT_AT_HOME_2032 = 30_000  # review.csv: "30,000 more children living safely..."
 REVIEW_BASELINE_2032 = 100_000  # review.csv: "approaching 100,000" by 2032
@@ -67,6 +66,7 @@ class ReportInputs:
     figures: list[Figure] = field(default_factory=list)
     sensitivity: list[pd.DataFrame] = field(default_factory=list)
     sweeps: list[pd.DataFrame] = field(default_factory=list)
+    reconciliation_html: str = ""  # sim.reconciliation.reconciliation_html, made by the caller
 
 
 def embed_png(path: Path) -> str:
@@ -211,7 +211,7 @@ def build_html(inputs: ReportInputs) -> str:
         "Net saving = baseline minus scenario discounted cost over the projected years, "
         "programme money included (positive = saves money).  Replicate runs: means.</p>",
         review_comparison(inputs.results, inputs.baseline),
-        reconciliation_html(inputs.results),  # sim/results/reconciliation.py
+        inputs.reconciliation_html,  # sim/reconciliation.py, made by the caller
     ]
     for figure in inputs.figures:
         anchor = figure.anchor or figure.path.stem

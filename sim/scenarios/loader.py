@@ -20,6 +20,41 @@ from sim.scenarios.schema import Field
 Config = dict[str, Any]
 
 
+class FrozenConfig(dict):  # type: ignore[type-arg]
+    """A resolved scenario table that refuses changes in place.
+
+    Why: a scenario's config is shared by the run, its provenance, calibration and
+    comparisons; a function that quietly edited it (as ``simulate`` and the calibration
+    once did) changed what every later caller saw.  Deriving a variant is explicit:
+    ``copy.deepcopy(config)`` returns plain, mutable dicts.  It is still a ``dict``, so
+    reading, JSON and TOML output work unchanged.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a resolved scenario config is immutable; derive a variant from "
+                        "copy.deepcopy(config)")
+
+    __setitem__ = __delitem__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {key: copy.deepcopy(value, memo) for key, value in self.items()}
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling (worker processes) keeps it frozen
+        return (FrozenConfig, (dict(self),))
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every dict, at any depth, a :class:`FrozenConfig`."""
+    if isinstance(value, dict):
+        return FrozenConfig({key: freeze(item) for key, item in value.items()})
+    return value
+
+
 @dataclass
 class Scenario:
     """A resolved scenario: every key present, defaults filled, validated."""
@@ -262,7 +297,7 @@ def load_scenario(path: str | Path | None, overrides: list[str] | None = None) -
             or (path.stem if path is not None else "defaults"))
     config["name"] = name
     config.pop("extends", None)
-    return Scenario(name=name, path=path, config=config,
+    return Scenario(name=name, path=path, config=freeze(config),
                     layers=[label for label, _ in layers], origin=origin)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sim.datasets import FIRST_BASE_YEAR, LAST_DATA_YEAR  # noqa: F401  (re-exported)
 from sim.estimation.estimate import UASC_ARRIVALS_METHODS
 from sim.model.capacity import CAPACITY_FIELDS
 from sim.model.fields import Field
@@ -22,8 +23,6 @@ from sim.model.levers import (
 )
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
 
-FIRST_BASE_YEAR = 2012  # first year all series needed for estimation are published
-LAST_DATA_YEAR = 2022  # shipped data stop at 31 March 2022 (sim/data/SOURCES.md)
 LAST_END_YEAR = 2060
 
 

@@ -4,6 +4,7 @@ statistical agreement with the stock-flow engine is in tests/statistical."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ def test_stock_changes_by_starts_minus_ends(baseline_params: ModelParameters) ->
 
 
 def test_base_year_is_the_drawn_initial_state(baseline_params: ModelParameters) -> None:
-    config = scenario().config
+    config = copy.deepcopy(scenario().config)
     result = des.simulate_replicate(des.compile_model(baseline_params, config), 0)
     initial = (result.episodes["source"] == des.SOURCE_INITIAL).sum()
     assert float(result.records[0]["looked_after"]) == pytest.approx(initial / 0.01)
@@ -262,7 +263,7 @@ def test_places_that_round_to_zero_are_an_error(baseline_params: ModelParameters
 
 def test_family_help_capacity_and_lever_together_are_an_error(
         baseline_params: ModelParameters) -> None:
-    config: dict[str, Any] = scenario("capacity.family_help_places=1000").config
+    config: dict[str, Any] = copy.deepcopy(scenario("capacity.family_help_places=1000").config)
     config["levers"] = {"family_help": {}}
     with pytest.raises(InputError, match=r"capacity.family_help_places and "
                                          r"\[levers.family_help\] both model family help"):

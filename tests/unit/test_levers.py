@@ -42,7 +42,7 @@ def fake_params(base_year: int = 2022) -> ModelParameters:
 def config_with(levers: dict[str, dict[str, Any]], base_year: int = 2022) -> dict[str, Any]:
     """Code defaults plus these lever tables, each filled with the table defaults the
     loader uses."""
-    config = load_scenario(None).config
+    config = copy.deepcopy(load_scenario(None).config)
     config["run"]["base_year"] = base_year
     defaults = {k: f.default for k, f in TABLE_SECTIONS["levers"].items()}
     config["levers"] = {name: copy.deepcopy(defaults) | table for name, table in levers.items()}
@@ -56,7 +56,7 @@ def family_help(**overrides: Any) -> dict[str, Any]:
 
 
 def test_no_levers_is_exactly_neutral() -> None:
-    config = load_scenario(None).config
+    config = copy.deepcopy(load_scenario(None).config)
     for year in range(2022, 2033):
         assert lever_effects(config, fake_params(), year) == LeverEffects()
 

@@ -13,10 +13,10 @@ import xarray as xr
 
 from sim.cli import main
 from sim.errors import InputError
-from sim.model.costs import add_costs
 from sim.model.levers import REINVESTED_KEY, lever_effects, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.reinvestment import costs_before_programmes, with_reinvestment
+from sim.results.costs import add_costs
 from sim.run import project_stockflow, simulate
 from sim.scenarios.loader import Scenario, load_scenario
 from sim.scenarios.schema import TABLE_SECTIONS
@@ -97,7 +97,7 @@ def test_full_sustained_service_without_decay_keeps_its_gains(
 
 
 def test_fixed_service_is_paid_for_every_year_after_the_money() -> None:
-    config = load_scenario(None).config
+    config = copy.deepcopy(load_scenario(None).config)
     config["levers"] = {"family_help": family_help(sustain="fixed", sustained_share=0.5)}
     money = [lever_effects(config, fake_params(), y).programme_cost_gbp for y in
              range(2024, 2031)]
@@ -107,7 +107,7 @@ def test_fixed_service_is_paid_for_every_year_after_the_money() -> None:
 def test_decay_fades_the_effect_of_help_already_given() -> None:
     """After the money (2024 only), the entry reduction halves each year with decay
     0.5, and vanishes at once with the default decay 1."""
-    config = load_scenario(None).config
+    config = copy.deepcopy(load_scenario(None).config)
     table = family_help(funding_gbp_m={"2024": 300.0}, decay_per_year=0.5)
     config["levers"] = {"family_help": table}
     reductions = [1 - lever_effects(config, fake_params(), y).entry_multiplier
@@ -118,7 +118,7 @@ def test_decay_fades_the_effect_of_help_already_given() -> None:
 
 
 def test_delay_moves_the_whole_programme_including_the_sustained_service() -> None:
-    config = load_scenario(None).config
+    config = copy.deepcopy(load_scenario(None).config)
     table = family_help(sustain="fixed", sustained_share=0.6, decay_per_year=0.4,
                         lag_years=0.5, ramp_up_years=2.0)
     config["levers"] = {"family_help": table}
@@ -190,7 +190,7 @@ def test_bad_new_keys_are_one_line_errors_naming_file_and_key(
 
 
 def test_resolved_lever_knows_its_end_year_after_delay() -> None:
-    config = load_scenario(None).config
+    config = copy.deepcopy(load_scenario(None).config)
     config["levers"] = {"family_help": family_help(delay_years=3, sustain="fixed")}
     lever = resolve_levers(config)["family_help"]
     assert (lever.start_year, lever.end_year) == (2027, 2029)

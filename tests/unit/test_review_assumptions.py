@@ -22,8 +22,8 @@ from sim.cli import main
 from sim.datasets import load_observed
 from sim.errors import InputError
 from sim.estimation.estimate import estimate_parameters, estimate_trends
+from sim.reconciliation import reconcile, reconciliation_html
 from sim.results.compare import from_dataset, value_in
-from sim.results.reconciliation import reconcile, reconciliation_html
 from sim.run import simulate
 from sim.scenarios.loader import load_scenario, read_toml
 

@@ -14,7 +14,7 @@ stated with the table.
 
 The configurations come from the runs' own ``scenario_toml`` attributes (what produced
 them), so the table is rebuilt from ``outputs/*.nc`` alone.  ``python -m
-sim.results.reconciliation [OUTPUT_DIR]`` prints it as Markdown (docs/review-assumptions.md).
+sim.reconciliation [OUTPUT_DIR]`` prints it as Markdown (docs/review-assumptions.md).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import xarray as xr
 
 from sim.calibration.scenario_fit import PARAMETER_KEYS
 from sim.estimation.estimate import estimate_parameters
-from sim.model.costs import add_costs
 from sim.model.parameters import ModelParameters
 from sim.results.compare import ScenarioResult, find_baseline, value_in
+from sim.results.costs import add_costs
 from sim.run import project_stockflow
 from sim.scenarios.loader import load_scenario
 
@@ -105,7 +105,7 @@ def config_of(result: ScenarioResult) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{result.name}.toml"
         path.write_text(text, encoding="utf-8")
-        config = load_scenario(path).config
+        config = copy.deepcopy(load_scenario(path).config)
     config["name"] = data.get("name", result.name)
     return config
 
