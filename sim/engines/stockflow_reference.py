@@ -265,30 +265,46 @@ def instantaneous_flows(x: Array, rates: YearRates) -> YearTally:
 
 def snapshot(x: Array, tally: YearTally, rates: YearRates) -> dict[str, Array]:
     """Annual record in the shared results layout (:func:`sim.engines.record.year_record`)."""
-    counters = tally.counters_by_band
-    c = {name: counters[:, i] for i, name in enumerate(spec.COUNTERS)}
-    # ceased by reason, from the declared exit routes: hazard routes by their
-    # counters, the ageing route from the turned-18 tally
-    ceased = np.array([tally.turned_18_by_stream.sum() if r == spec.AGEING_REASON
-                       else c[f"ceased_{r}"].sum() for r in spec.CEASED_REASONS])
-    ceased_uasc = np.zeros(len(spec.CEASED_REASONS))
+    return record_from_totals(
+        care_stock(x), tally.counters_by_band, tally.turned_18_by_stream,
+        home=x[:, HOME].sum(), pool=x[:, L.cin_pool].sum(),
+        family_help_served=rates.effects.family_help_served,
+        programme_cost_gbp=rates.effects.programme_cost_gbp,
+        repeat_start_share=rates.repeat_start_share)
+
+
+def record_from_totals(stock: Array, counters: Array, turned_18_by_stream: Array, *,
+                       home: Array | float, pool: Array | float,
+                       family_help_served: Array | float, programme_cost_gbp: Array | float,
+                       repeat_start_share: Array | float) -> dict[str, Array]:
+    """The year record from counters by band (..., bands, counters), the turned-18 tally
+    (..., streams) and the care stock; any leading batch dims (both engines use it).
+
+    Ceased by reason comes from the declared exit routes: each hazard route from its
+    ``ceased_<route>`` counter, the ageing route from the turned-18 tally."""
+    c = {name: counters[..., i] for i, name in enumerate(spec.COUNTERS)}
+    turned_18 = np.asarray(turned_18_by_stream)
+    ceased = np.stack([turned_18.sum(axis=-1) if r == spec.AGEING_REASON
+                       else c[f"ceased_{r}"].sum(axis=-1) for r in spec.CEASED_REASONS],
+                      axis=-1)
+    ceased_uasc = np.zeros_like(ceased)
     for route, name in zip(spec.UASC_EXIT_ROUTES, spec.UASC_CEASED_COUNTERS, strict=True):
-        ceased_uasc[spec.CEASED_REASONS.index(route)] = c[name].sum()
-    ceased_uasc[_TURNED_18] = tally.turned_18_by_stream[_UASC]
+        ceased_uasc[..., spec.CEASED_REASONS.index(route)] = c[name].sum(axis=-1)
+    ceased_uasc[..., _TURNED_18] = turned_18[..., _UASC]
     every_start = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
                    + c["started_at_birth"])
     totals = YearTotals(
-        care_stock=care_stock(x),
+        care_stock=stock,
         every_start_by_band=every_start,
         uasc_start_by_band=c["started_uasc"],
         ceased_by_stream=ceased_by_stream_from(ceased, ceased_uasc),
-        reentered=c["reentered"].sum(),
-        home_after_care=x[:, HOME].sum(),
-        cin_pool=x[:, L.cin_pool].sum(),
-        cin_referrals=c["cin_referrals"].sum(),
-        family_help_served=rates.effects.family_help_served,
-        programme_cost_gbp=rates.effects.programme_cost_gbp)
-    return year_record(totals, rates)
+        reentered=c["reentered"].sum(axis=-1),
+        home_after_care=home,
+        cin_pool=pool,
+        cin_referrals=c["cin_referrals"].sum(axis=-1),
+        family_help_served=family_help_served,
+        programme_cost_gbp=programme_cost_gbp)
+    return year_record(totals, repeat_start_share=repeat_start_share)
 
 
 ProgressCallback = Callable[[int, int], None]
