@@ -51,13 +51,21 @@ class YearTotals:
     extra: dict[str, Array] = field(default_factory=dict)
 
 
-def year_record(totals: YearTotals, rates: YearRates) -> dict[str, Array]:
-    """The schema record (:mod:`sim.results.schema`) for one year."""
+def year_record(totals: YearTotals, rates: YearRates | None = None,
+                repeat_start_share: Array | float | None = None) -> dict[str, Array]:
+    """The schema record (:mod:`sim.results.schema`) for one year.
+
+    ``repeat_start_share`` overrides ``rates.repeat_start_share`` (a batch of runs
+    passes one value per run, shaped to broadcast against ``(..., bands)``)."""
+    if repeat_start_share is None:
+        assert rates is not None, "year_record needs rates or repeat_start_share"
+        repeat_start_share = rates.repeat_start_share
     stock = np.asarray(totals.care_stock, dtype=float)
     every_start = np.asarray(totals.every_start_by_band, dtype=float)
     uasc_start = np.asarray(totals.uasc_start_by_band, dtype=float)
     # DfE basis: a child's first start in the year only (ModelParameters.repeat_start_share)
-    started_by_band = dfe_basis_starts(every_start, uasc_start, rates.repeat_start_share)
+    started_by_band = dfe_basis_starts(every_start, uasc_start,
+                                       repeat_start_share)  # type: ignore[arg-type]
     started = started_by_band.sum(axis=-1)
     ceased_by_stream = np.asarray(totals.ceased_by_stream, dtype=float)
     ceased = ceased_by_stream.sum(axis=-2)

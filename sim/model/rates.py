@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.model import spec
+from sim.model import flows, spec
 from sim.model.levers import LeverEffects, lever_effects
 from sim.model.parameters import Array, ModelParameters
 
@@ -121,9 +121,10 @@ def bounded(log_factor: Array | float, trends: dict[str, Any]) -> Array:
     return np.exp(np.clip(log_factor, low, high))
 
 
-# [trends] keys of the route-specific exit trends, in spec.EXIT_ROUTES order.
-ROUTE_TREND_KEYS: tuple[str, ...] = ("returned_home_trend_per_year", "adoption_trend_per_year",
-                                     "sgo_cao_trend_per_year", "other_exit_trend_per_year")
+# [trends] keys of the route-specific exit trends, in spec.EXIT_ROUTES order (declared
+# with each route in sim/model/flows.py).
+_HAZARD_ROUTES = tuple(r for r in flows.EXIT_ROUTE_DECLS if r.hazard)
+ROUTE_TREND_KEYS: tuple[str, ...] = tuple(r.trend_key for r in _HAZARD_ROUTES)
 
 
 def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> YearRates:
@@ -146,11 +147,8 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         trend_log_factor(trends[key], params, year, trends, hazard="exit")
         for key in ROUTE_TREND_KEYS]), trends)
     route_multiplier = np.array([
-        multipliers["reunification_multiplier"] * effects.reunification_multiplier,
-        multipliers["adoption_multiplier"],
-        multipliers["sgo_cao_multiplier"] * effects.sgo_cao_multiplier,
-        multipliers["other_exit_multiplier"],
-    ]) * route_trend
+        multipliers[r.multiplier_key] * (getattr(effects, r.lever) if r.lever else 1.0)
+        for r in _HAZARD_ROUTES]) * route_trend
     n_streams, n_bands = len(spec.STREAMS), len(spec.AGE_BANDS)
     n_stages, n_routes = len(spec.CARE_STAGES), len(spec.EXIT_ROUTES)
     exit_rate = np.zeros((n_streams, n_bands, n_stages, n_routes))
@@ -158,8 +156,10 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
     exit_rate[0] = (params.exit_rate_per_year.T[:, None, :]
                     * params.stage_exit_multiplier[None, :, None]
                     * route_multiplier[None, None, :])
-    # UASC: one "other" hazard before 18 (most leave at 18, by ageing)
-    exit_rate[1, :, :, spec.EXIT_ROUTES.index("other")] = params.uasc_exit_rate_per_year
+    # UASC: one hazard per route that declares one (most leave at 18, by ageing)
+    for r, route in enumerate(_HAZARD_ROUTES):
+        if route.uasc_rate is not None:
+            exit_rate[1, :, :, r] = getattr(params, route.uasc_rate)
 
     stage_progress = np.array([0.0 if np.isinf(m) else 1.0 / m
                                for m in spec.CARE_STAGE_MEAN_YEARS])

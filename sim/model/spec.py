@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.model import flows
+
 # --- ages ---------------------------------------------------------------------------
 MONTHS_PER_YEAR = 12
 MAX_AGE_MONTHS = 18 * MONTHS_PER_YEAR  # children leave care on their 18th birthday
@@ -51,27 +53,22 @@ def band_of_age_month(age_month: int) -> int:
     raise ValueError(f"age in months {age_month} is outside 0-{MAX_AGE_MONTHS - 1}")
 
 
-# --- in care --------------------------------------------------------------------------
-STREAMS: tuple[str, ...] = ("non_uasc", "uasc")
-PLACEMENTS: tuple[str, ...] = ("foster", "kinship_foster", "residential", "other")
-
-# Time-in-care stages: a Coxian phase-type duration.  Each stage lasts an exponential
-# time with the mean below (the width of the DfE "duration of last period of care"
-# bands it stands for); the last stage has no exit to a next stage.
-CARE_STAGES: tuple[str, ...] = ("0_to_6m", "6m_to_1y", "1y_to_2y", "2y_to_5y", "5y_plus")
-CARE_STAGE_MEAN_YEARS: tuple[float, ...] = (0.5, 0.5, 1.0, 3.0, float("inf"))
+# --- in care (derived from the declarations in sim/model/flows.py) -------------------
+STREAMS: tuple[str, ...] = flows.STREAMS
+PLACEMENTS: tuple[str, ...] = flows.PLACEMENTS
+CARE_STAGES: tuple[str, ...] = tuple(s.name for s in flows.CARE_STAGE_DECLS)
+CARE_STAGE_MEAN_YEARS: tuple[float, ...] = tuple(s.mean_years for s in flows.CARE_STAGE_DECLS)
 
 # Exit routes before the 18th birthday (hazards); "turned_18" happens by ageing.
-EXIT_ROUTES: tuple[str, ...] = ("returned_home", "adoption", "sgo_cao", "other")
+EXIT_ROUTES: tuple[str, ...] = tuple(r.name for r in flows.EXIT_ROUTE_DECLS if r.hazard)
 # Reasons reported in results: the hazard routes plus ageing out at 18.
-CEASED_REASONS: tuple[str, ...] = ("returned_home", "adoption", "sgo_cao", "turned_18", "other")
+CEASED_REASONS: tuple[str, ...] = tuple(r.name for r in flows.EXIT_ROUTE_DECLS)
+# The reason reached by ageing (the one non-hazard route).
+AGEING_REASON: str = next(r.name for r in flows.EXIT_ROUTE_DECLS if not r.hazard)
 
 # --- after returning home ----------------------------------------------------------
-# Erlang stages of one year each: re-entry hazard is highest in the first year home.
-# After the last stage the child is no longer tracked (back to the population).
-HOME_STAGES: tuple[str, ...] = ("home_0_to_1y", "home_1_to_2y", "home_2_to_3y",
-                                "home_3_to_4y", "home_4_to_5y")
-HOME_STAGE_MEAN_YEARS: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+HOME_STAGES: tuple[str, ...] = tuple(s.name for s in flows.HOME_STAGE_DECLS)
+HOME_STAGE_MEAN_YEARS: tuple[float, ...] = tuple(s.mean_years for s in flows.HOME_STAGE_DECLS)
 
 
 @dataclass(frozen=True)
@@ -107,29 +104,21 @@ class StateLayout:
 # "other" hazard; most leave at 18, by ageing).  The ``ceased_<route>`` counters count
 # both streams; ``ceased_uasc_<route>`` counts the UASC stream alone, so ceased by stream
 # is an exact integral too (non-UASC = all - UASC; turned-18 exits are counted per
-# stream by ageing).  Only these routes get a counter: each is a column of the state
-# matrix, and the engine's cost grows with its square.  The stock-flow engine refuses a
-# UASC hazard on any other route rather than mis-report it.
-UASC_EXIT_ROUTES: tuple[str, ...] = ("other",)
+# stream by ageing).  The engines refuse a UASC hazard on any other route rather than
+# mis-report it.
+UASC_EXIT_ROUTES: tuple[str, ...] = tuple(r.name for r in flows.EXIT_ROUTE_DECLS
+                                          if r.hazard and r.uasc_rate is not None)
 UASC_CEASED_COUNTERS: tuple[str, ...] = tuple(f"ceased_uasc_{r}" for r in UASC_EXIT_ROUTES)
 
 # Flow counters: every flow the results report, integrated exactly by the engine.
-COUNTERS: tuple[str, ...] = (
-    "started_from_cin",
-    "started_uasc",
-    "reentered",
-    "ceased_returned_home",
-    "ceased_adoption",
-    "ceased_sgo_cao",
-    "ceased_other",
-    "cin_referrals",
-    "cin_closures",
-    "started_at_birth",
-    *UASC_CEASED_COUNTERS,
-)
+COUNTERS: tuple[str, ...] = flows.counter_names()
 
 
 def make_layout() -> StateLayout:
+    """Columns in :data:`sim.model.flows.STATE_GROUPS` order: sources, pool, care cells
+    (stream x placement x stage), home stages, then counters."""
+    assert [g.name for g in flows.STATE_GROUPS] == ["population", "uasc_source", "cin_pool",
+                                                    "care", "home"]
     n_care = len(STREAMS) * len(PLACEMENTS) * len(CARE_STAGES)
     care_start = 3
     home_start = care_start + n_care
