@@ -37,6 +37,7 @@ from sim.datasets import Observed, load_observed
 from sim.engines import stockflow
 from sim.errors import InputError
 from sim.estimation.recent import recent_slopes
+from sim.model import spec
 from sim.model.rates import ROUTE_TREND_KEYS
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
 from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR
@@ -50,10 +51,11 @@ from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR
 # but "linear", kept exactly as the old behaviour.
 BOUNDS = {"floor": 0.5, "ceiling": 2.0}
 RECENT_WINDOW = 3
-ALL_ROUTES: tuple[str, ...] = ("returned_home", "adoption", "sgo_cao", "other")
+ALL_ROUTES: tuple[str, ...] = spec.EXIT_ROUTES
 # The two routes whose published counts fell in every year 2016-2021 (returned home,
 # adoption); SGO/CAO and other exits moved without a sustained direction.
 DECLINING_ROUTES: tuple[str, ...] = ("returned_home", "adoption")
+assert set(DECLINING_ROUTES) <= set(ALL_ROUTES), "DECLINING_ROUTES names an unknown route"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
+from sim.model.flows import ExitRoute
+from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS, HAZARD_ROUTE_DECLS
+
+
+def route_parameter(route: ExitRoute) -> str:
+    """The free parameter of a route's extra trend: its [trends] key less the unit."""
+    return route.trend_key.removesuffix("_per_year")
 
 
 @dataclass(frozen=True)
@@ -52,16 +58,10 @@ FREE_PARAMETERS: dict[str, FreeParameter] = {
     "exit_trend_change": FreeParameter(
         "change in the exit trend after the knot (log change per year)",
         _CHANGE_WHY, -0.15, 0.15, 0.05, needs_change=True),
-    "returned_home_trend": FreeParameter(
-        "extra log change per year in the returned-home hazard", _ROUTE_WHY, -0.25, 0.25,
-        0.05),
-    "adoption_trend": FreeParameter(
-        "extra log change per year in the adoption hazard", _ROUTE_WHY, -0.25, 0.25, 0.05),
-    "sgo_cao_trend": FreeParameter(
-        "extra log change per year in the SGO/CAO hazard", _ROUTE_WHY, -0.25, 0.25, 0.05),
-    "other_exit_trend": FreeParameter(
-        "extra log change per year in the other-exit hazard", _ROUTE_WHY, -0.25, 0.25,
-        0.05),
+    # one per exit route, declared with the route (sim/model/flows.py)
+    **{route_parameter(route): FreeParameter(
+        f"extra log change per year in the {route.label} hazard", _ROUTE_WHY, -0.25, 0.25,
+        0.05) for route in HAZARD_ROUTE_DECLS},
     **{f"entry_{band}_trend": FreeParameter(
         f"extra log change per year in entries aged {band}", _AGE_WHY, -0.15, 0.15, 0.03)
        for band in AGE_BAND_NAMES},
@@ -72,16 +72,8 @@ FREE_PARAMETERS: dict[str, FreeParameter] = {
 CARRIED_KEYS: dict[str, dict[str, float]] = {
     "trends.entry_trend_per_year": {"entry_trend": 1.0, "entry_trend_change": 1.0},
     "trends.exit_trend_per_year": {"exit_trend": 1.0, "exit_trend_change": 1.0},
-    "trends.returned_home_trend_per_year": {"returned_home_trend": 1.0},
-    "trends.adoption_trend_per_year": {"adoption_trend": 1.0},
-    "trends.sgo_cao_trend_per_year": {"sgo_cao_trend": 1.0},
-    "trends.other_exit_trend_per_year": {"other_exit_trend": 1.0},
 }
-ROUTE_PARAMETERS = {"returned_home_trend": "returned_home_trend_per_year",
-                    "adoption_trend": "adoption_trend_per_year",
-                    "sgo_cao_trend": "sgo_cao_trend_per_year",
-                    "other_exit_trend": "other_exit_trend_per_year",
-                    **{f"entry_{band}_trend": key for band, key in
+ROUTE_PARAMETERS = {**{route_parameter(route): route.trend_key for route in HAZARD_ROUTE_DECLS},
+    **{f"entry_{band}_trend": key for band, key in
                        zip(AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS, strict=True)}}
-CARRIED_KEYS.update({f"trends.{key}": {name: 1.0} for name, key in ROUTE_PARAMETERS.items()
-                     if name.startswith("entry_")})
+CARRIED_KEYS.update({f"trends.{key}": {name: 1.0} for name, key in ROUTE_PARAMETERS.items()})

@@ -33,6 +33,7 @@ from sim.calibration.problem import (  # noqa: E402
 )
 from sim.datasets import curated_value  # noqa: E402
 from sim.engines import stockflow  # noqa: E402
+from sim.model import spec  # noqa: E402
 from sim.model.parameters import Array  # noqa: E402
 
 HEADLINE = ("stock", "starts", "ceased")
@@ -291,11 +292,13 @@ def write_report(result: CalibrationResult, out_dir: str | Path,
     write_fit_csv(result, paths["csv"])
     paths["history_png"] = plot_panels(result, list(HEADLINE), out_dir / "history_fit.png",
                                        3, "Fitted history vs published series")
+    targeted = {e.target.name for e in result.evaluations}
+    reasons = [name for name in (f"ceased_{r}" for r in spec.CEASED_REASONS)
+               if name in targeted]  # the reasons the targets file fits
     paths["reasons_png"] = plot_panels(
-        result, ["ceased_returned_home", "ceased_adoption", "ceased_sgo_cao",
-                 "ceased_turned_18", "uasc_stock"], out_dir / "ceased_by_reason.png", 5,
-        "Ceased by reason and UASC")
-    bands = ["under_1", "1_to_4", "5_to_9", "10_to_15", "16_and_over"]
+        result, [*reasons, "uasc_stock"], out_dir / "ceased_by_reason.png",
+        len(reasons) + 1, "Ceased by reason and UASC")
+    bands = list(spec.AGE_BAND_NAMES)
     paths["age_png"] = plot_panels(
         result, [f"stock_{b}" for b in bands] + [f"starts_{b}" for b in bands],
         out_dir / "by_age.png", 5, "Stock and starts by age group")

@@ -46,6 +46,7 @@ class ExitRoute:
     """
 
     name: str
+    label: str = ""  # in descriptions: "the <label> hazard"
     hazard: bool = True
     to_home: bool = False
     uasc_rate: str | None = None
@@ -68,15 +69,16 @@ HOME_STAGE_DECLS: tuple[Stage, ...] = tuple(
 
 # Reasons for leaving care, in the order results report them.
 EXIT_ROUTE_DECLS: tuple[ExitRoute, ...] = (
-    ExitRoute("returned_home", to_home=True, multiplier_key="reunification_multiplier",
+    ExitRoute("returned_home", "returned-home", to_home=True,
+              multiplier_key="reunification_multiplier",
               trend_key="returned_home_trend_per_year", lever="reunification_multiplier"),
-    ExitRoute("adoption", multiplier_key="adoption_multiplier",
+    ExitRoute("adoption", "adoption", multiplier_key="adoption_multiplier",
               trend_key="adoption_trend_per_year"),
-    ExitRoute("sgo_cao", multiplier_key="sgo_cao_multiplier",
+    ExitRoute("sgo_cao", "SGO/CAO", multiplier_key="sgo_cao_multiplier",
               trend_key="sgo_cao_trend_per_year", lever="sgo_cao_multiplier"),
-    ExitRoute("turned_18", hazard=False),
+    ExitRoute("turned_18", "turned-18", hazard=False),
     # ASSUMPTION (sim/model/rates.py): UASC leave before 18 by this route only.
-    ExitRoute("other", uasc_rate="uasc_exit_rate_per_year",
+    ExitRoute("other", "other-exit", uasc_rate="uasc_exit_rate_per_year",
               multiplier_key="other_exit_multiplier",
               trend_key="other_exit_trend_per_year"),
 )

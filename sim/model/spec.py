@@ -60,7 +60,10 @@ CARE_STAGES: tuple[str, ...] = tuple(s.name for s in flows.CARE_STAGE_DECLS)
 CARE_STAGE_MEAN_YEARS: tuple[float, ...] = tuple(s.mean_years for s in flows.CARE_STAGE_DECLS)
 
 # Exit routes before the 18th birthday (hazards); "turned_18" happens by ageing.
-EXIT_ROUTES: tuple[str, ...] = tuple(r.name for r in flows.EXIT_ROUTE_DECLS if r.hazard)
+# Routes that are hazards (all but ageing out at 18), with their declared keys.
+HAZARD_ROUTE_DECLS: tuple[flows.ExitRoute, ...] = tuple(r for r in flows.EXIT_ROUTE_DECLS
+                                                        if r.hazard)
+EXIT_ROUTES: tuple[str, ...] = tuple(r.name for r in HAZARD_ROUTE_DECLS)
 # Reasons reported in results: the hazard routes plus ageing out at 18.
 CEASED_REASONS: tuple[str, ...] = tuple(r.name for r in flows.EXIT_ROUTE_DECLS)
 # The reason reached by ageing (the one non-hazard route).

@@ -21,7 +21,7 @@ from sim.model.levers import (
     LEVER_TABLE_FIELDS,
     check_lever_config,
 )
-from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS
+from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS, HAZARD_ROUTE_DECLS
 
 LAST_END_YEAR = 2060
 
@@ -103,17 +103,10 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "exit_trend_change_per_year": Field(float, 0.0, "change in the exit trend after "
                                             "trend_change_year (log change per year)",
                                             -0.4, 0.4),
-        "returned_home_trend_per_year": Field(float, 0.0, "extra log-linear trend in the "
-                                              "returned-home hazard (added to the exit "
-                                              "trend)", -0.3, 0.3),
-        "adoption_trend_per_year": Field(float, 0.0, "extra log-linear trend in the "
-                                         "adoption hazard (added to the exit trend)",
-                                         -0.3, 0.3),
-        "sgo_cao_trend_per_year": Field(float, 0.0, "extra log-linear trend in the SGO/CAO "
-                                        "hazard (added to the exit trend)", -0.3, 0.3),
-        "other_exit_trend_per_year": Field(float, 0.0, "extra log-linear trend in the "
-                                           "other-exit hazard (added to the exit trend)",
-                                           -0.3, 0.3),
+        # one per exit route, declared with the route (sim/model/flows.py)
+        **{route.trend_key: Field(float, 0.0, f"extra log-linear trend in the {route.label} "
+                                  "hazard (added to the exit trend)", -0.3, 0.3)
+           for route in HAZARD_ROUTE_DECLS},
     },
     "rates": {
         "entry_multiplier": Field(float, 1.0, "multiplies entry hazards from the CIN pool",
@@ -121,11 +114,9 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "referral_multiplier": Field(float, 1.0, "multiplies referrals into the CIN pool",
                                      0, 10),
         "cin_closure_multiplier": Field(float, 1.0, "multiplies CIN closure", 0, 10),
-        "reunification_multiplier": Field(float, 1.0, "multiplies the returned-home hazard",
-                                          0, 10),
-        "adoption_multiplier": Field(float, 1.0, "multiplies the adoption hazard", 0, 10),
-        "sgo_cao_multiplier": Field(float, 1.0, "multiplies the SGO/CAO hazard", 0, 10),
-        "other_exit_multiplier": Field(float, 1.0, "multiplies the other-exit hazard", 0, 10),
+        # one per exit route, declared with the route (sim/model/flows.py)
+        **{route.multiplier_key: Field(float, 1.0, f"multiplies the {route.label} hazard",
+                                       0, 10) for route in HAZARD_ROUTE_DECLS},
         "reentry_multiplier": Field(float, 1.0, "multiplies re-entry hazards", 0, 10),
     },
     "reentry": {
