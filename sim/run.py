@@ -69,6 +69,8 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
             ds.attrs["capacity"] = ("ignored: the stock-flow engine has no queues; run "
                                     "with --engine des to apply [capacity]")
     elif engine == "des":
+        # Deferred: the DES engine imports simpy, which a stock-flow run (the common,
+        # start-up-bound case) never needs; no import cycle.
         from sim.engines import des
 
         run_config = with_reinvestment(params, config)  # stock-flow expected savings
