@@ -81,8 +81,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         removed = cache.clear()
         print(f"removed {removed} cached parameter file(s) from {cache.cache_dir()}")
     else:
-        state = "on" if cache.enabled() else "off (CICSIM_CACHE=0)"
-        print(f"{cache.cache_dir()} ({state})")
+        state = "on" if cache.enabled() else "off: CICSIM_CACHE=0"
+        print(f"{cache.cache_dir()} (cache {state})")
     return 0
 
 
