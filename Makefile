@@ -11,7 +11,7 @@ OUTPUTS := $(patsubst scenarios/%.toml,outputs/%.nc,$(SCENARIOS))
 SWEEPS := $(wildcard scenarios/sweeps/*.toml)
 SWEEP_SUMMARIES := $(patsubst scenarios/sweeps/%.toml,outputs/sweeps/%.csv,$(SWEEPS))
 SENSITIVITY := outputs/sensitivity/review-full.csv
-# Small matrices: threaded BLAS only slows the engines down (see sim/__init__.py).
+# Small matrices: threaded BLAS only slows the engines down (see sim/cli.py one_blas_thread).
 ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 SIM_SOURCES := $(shell find sim -name '*.py' -o -name '*.csv' -o -name '*.gz')
 

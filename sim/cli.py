@@ -62,15 +62,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
-    from sim.estimation.estimate import estimate_parameters
+    from sim.estimation.cache import cached_parameters
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
-    params = estimate_parameters(scenario.config)
+    params = cached_parameters(scenario.config)
     print("| parameter | value | unit | bounds | source |")
     print("|---|---|---|---|---|")
     for row in params.describe():
         print("| " + " | ".join(str(c).replace("\n", " ") for c in row) + " |")
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from sim.estimation import cache
+
+    if args.action == "clear":
+        removed = cache.clear()
+        print(f"removed {removed} cached parameter file(s) from {cache.cache_dir()}")
+    else:
+        state = "on" if cache.enabled() else "off: CICSIM_CACHE=0"
+        print(f"{cache.cache_dir()} (cache {state})")
     return 0
 
 
@@ -102,12 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     params.set_defaults(func=_cmd_params)
 
+    cache = sub.add_parser("cache", help="where estimated parameters are cached, or clear "
+                           "them (docs/cache.md)")
+    cache.add_argument("action", choices=["dir", "clear"],
+                       help="dir: print the cache directory; clear: delete every entry")
+    cache.set_defaults(func=_cmd_cache)
+
     for module_name in EXTENSIONS:
         importlib.import_module(module_name).register(sub)
     return parser
 
 
+# The engines multiply many small matrices (59 x 59 per age band and month).  Threaded
+# BLAS only adds overhead at that size and, on a shared 2-core machine, made runs up to
+# 7x slower; one thread is the default unless the user sets otherwise.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread() -> None:
+    """Default every BLAS to one thread.  Called by :func:`main` before any command
+    imports numpy (BLAS reads these once, when it loads); a library user's process is
+    left alone, and the Makefile sets them for its own targets."""
+    for variable in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    one_blas_thread()
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))

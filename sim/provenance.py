@@ -6,12 +6,12 @@ import json
 import platform
 import subprocess
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy
-import simpy
 import xarray as xr
 
 import sim
@@ -33,6 +33,15 @@ def git_commit() -> str:
         return "unknown (not a git checkout)"
 
 
+def _installed_version(package: str) -> str:
+    """Version from the package metadata: recording simpy's version should not import
+    the discrete-event engine's dependency into every stock-flow run."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def provenance_attrs(scenario_toml: str, engine: str, seed: int | None,
                      wall_time_s: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """NetCDF-safe attributes (strings and numbers only)."""
@@ -47,7 +56,7 @@ def provenance_attrs(scenario_toml: str, engine: str, seed: int | None,
         "wall_time_s": float(wall_time_s),
         "python": platform.python_version(),
         "package_versions": json.dumps({"numpy": np.__version__, "scipy": scipy.__version__,
-                                        "simpy": simpy.__version__,
+                                        "simpy": _installed_version("simpy"),
                                         "xarray": xr.__version__}),
         "data_sha256": json.dumps(data_hashes()),
         "year_convention": "year ending 31 March; stocks at 31 March, flows over the year",

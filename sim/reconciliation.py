@@ -34,7 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from sim.calibration.scenario_fit import PARAMETER_KEYS
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import ScenarioResult, find_baseline, value_in
 from sim.results.costs import add_costs
@@ -137,7 +137,7 @@ class _Runner:
             estimation = copy.deepcopy(config)
             for name in ("entry_trend_per_year", "exit_trend_per_year"):
                 estimation["trends"][name] = "estimate"
-            self.cache[key] = estimate_parameters(estimation)
+            self.cache[key] = cached_parameters(estimation)
         changes = {field: config["trends"][name.split(".")[1]]
                    for name, field in PARAMETER_KEYS.items()
                    if config["trends"][name.split(".")[1]] != "estimate"}

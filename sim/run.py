@@ -15,7 +15,7 @@ import xarray as xr
 
 from sim.engines import stockflow
 from sim.errors import InputError
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment
@@ -61,7 +61,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     config = scenario.config
     engine = engine or config["run"]["engine"]
     start = time.perf_counter()
-    params = params if params is not None else estimate_parameters(config)
+    params = params if params is not None else cached_parameters(config)
     if engine == "stockflow":
         ds = project_stockflow(params, config)
         used_seed = None
@@ -69,6 +69,8 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
             ds.attrs["capacity"] = ("ignored: the stock-flow engine has no queues; run "
                                     "with --engine des to apply [capacity]")
     elif engine == "des":
+        # Deferred: the DES engine imports simpy, which a stock-flow run (the common,
+        # start-up-bound case) never needs; no import cycle.
         from sim.engines import des
 
         run_config = with_reinvestment(params, config)  # stock-flow expected savings

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS
 from sim.model.levers import LEVER_PARAMETERS, ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
@@ -135,10 +135,10 @@ def one_at_a_time(scenario: Scenario, baseline: Scenario, year: int = 2032,
                   progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Tornado table: one row per (assumption, metric) with the results at the low and
     high ends of the assumption's range and at the central values."""
-    scenario_params = estimate_parameters(scenario.config)
+    scenario_params = cached_parameters(scenario.config)
     baseline_params = (scenario_params if _estimation_inputs(scenario.config)
                        == _estimation_inputs(baseline.config)
-                       else estimate_parameters(baseline.config))
+                       else cached_parameters(baseline.config))
     baseline_raw = project_stockflow(baseline_params, baseline.config)
     scenario_raw = project_stockflow(scenario_params, scenario.config)
     central = _metrics(add_costs(scenario_raw, scenario_params, scenario.config),

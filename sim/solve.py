@@ -286,14 +286,14 @@ _PARAMETERS_KEPT = 4
 
 
 def _parameters(scenario: Scenario) -> ModelParameters:
-    from sim.estimation.estimate import estimate_parameters
+    from sim.estimation.cache import cached_parameters
     from sim.sensitivity import _estimation_inputs
 
     cache_key = json.dumps(_estimation_inputs(scenario.config), sort_keys=True, default=str)
     if cache_key not in _PARAMETERS:
         while len(_PARAMETERS) >= _PARAMETERS_KEPT:
             del _PARAMETERS[next(iter(_PARAMETERS))]  # the oldest
-        _PARAMETERS[cache_key] = estimate_parameters(scenario.config)
+        _PARAMETERS[cache_key] = cached_parameters(scenario.config)
     return _PARAMETERS[cache_key]
 
 

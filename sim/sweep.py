@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from sim.errors import InputError
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
 from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
 from sim.run import run_to_file
@@ -150,7 +150,7 @@ def run_sweep(sweep: Sweep, out_dir: Path, quiet: bool = False) -> tuple[Path, p
     baseline_ds, _, _ = run_to_file(baseline, out=run_dir / f"{baseline.name}.nc")
     shared: ModelParameters | None = None
     if sweep.key.startswith(_ESTIMATION_FREE):
-        shared = estimate_parameters(sweep.runs[0][1].config)
+        shared = cached_parameters(sweep.runs[0][1].config)
     results = [from_dataset(baseline_ds)]
     for index, (value, scenario) in enumerate(sweep.runs, start=1):
         ds, _, _ = run_to_file(scenario, out=run_dir / f"{scenario.name}.nc", params=shared)

@@ -49,7 +49,7 @@ import scipy.optimize
 
 import sim
 from sim.errors import InputError
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
 from sim.provenance import git_commit
 from sim.results.costs import add_costs
@@ -267,7 +267,7 @@ class ScenarioFitProblem:
                                         + reform_lever_items(spec.reform))
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
-        self.params = estimate_parameters(self.baseline.config)
+        self.params = cached_parameters(self.baseline.config)
         self.evaluations = 0
 
     def configs(self, values: np.ndarray) -> dict[str, dict[str, Any]]:

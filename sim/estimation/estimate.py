@@ -31,6 +31,7 @@ import scipy.linalg
 import scipy.optimize
 
 from sim.datasets import Observed, curated_value, load_observed
+from sim.estimation.options import UASC_ARRIVALS_METHODS
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
 
@@ -93,8 +94,8 @@ def uasc_started(obs: Observed, year: int) -> float:
 # in England unaccompanied: migration sets the number, not a hazard on a population the
 # model follows, so arrivals are an exogenous path chosen by the scenario.  One year is
 # a poor guide to it (published starts swung from 2,800 in 2021 to 5,400 in 2022), so
-# the default is the mean of the last UASC_MEAN_YEARS years up to the base year.
-UASC_ARRIVALS_METHODS: tuple[str, ...] = ("mean_last_3", "base_year")
+# the default is the mean of the last UASC_MEAN_YEARS years up to the base year.  The
+# method names, UASC_ARRIVALS_METHODS, live in sim.estimation.options (the schema reads them).
 UASC_MEAN_YEARS = 3
 
 

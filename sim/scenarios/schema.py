@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.datasets import FIRST_BASE_YEAR, LAST_DATA_YEAR  # noqa: F401  (re-exported)
-from sim.estimation.estimate import UASC_ARRIVALS_METHODS
+from sim.estimation.options import UASC_ARRIVALS_METHODS
 from sim.model.capacity import CAPACITY_FIELDS
 from sim.model.fields import Field
 from sim.model.levers import (
