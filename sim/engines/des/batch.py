@@ -79,9 +79,14 @@ class BatchReplicate(ReplicateState):
                                         minlength=size * N_BANDS).reshape(
             size, N_BANDS).tolist()
         self.reentered = np.bincount(year[kind == SOURCE_REENTRY], minlength=size).tolist()
-        # DfE's first start in the year: one per (child, year) with any start
-        pairs = np.unique(e["child"][started] * size + year)
-        self.first_starts = np.bincount(pairs % size, minlength=size).tolist()
+        # DfE's first start in the year: one per (child, year) with any start.  Only a
+        # child with more than one episode can have two starts in a year, so only those
+        # go through np.unique (the rest are a few per cent of the starts).
+        child = e["child"][started]
+        repeated = self.children["care_episodes"][child] > 1
+        pairs = np.unique(child[repeated] * size + year[repeated])
+        self.first_starts = (np.bincount(year[~repeated], minlength=size)
+                             + np.bincount(pairs % size, minlength=size)).tolist()
         ended = np.flatnonzero(e["reason"] != STILL_IN_CARE)
         end_year = _year_of_time(e["end"][ended])
         exits = (end_year * N_STREAMS + e["stream"][ended]) * N_REASONS + e["reason"][ended]
