@@ -47,8 +47,15 @@ def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dat
 
 def simulate(scenario: Scenario, engine: str | None = None, replicates: int | None = None,
              seed: int | None = None, progress: bool = False,
-             params: ModelParameters | None = None) -> xr.Dataset:
-    """Run a resolved scenario and return its dataset with provenance (nothing written)."""
+             params: ModelParameters | None = None,
+             workers: int | None = None) -> xr.Dataset:
+    """Run a resolved scenario and return its dataset with provenance (nothing written).
+
+    ``workers``: DES worker processes (default ``CICSIM_WORKERS``, else one per CPU); the
+    results do not depend on it, so it is not part of the provenance.
+    """
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
     config = scenario.config
     engine = engine or config["run"]["engine"]
     if replicates is not None:
@@ -69,7 +76,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
         run_config = with_reinvestment(params, config)  # stock-flow expected savings
         ds = des.run(params, run_config,
                      progress=stderr_progress(f"{scenario.name} replicates") if progress
-                     else None)
+                     else None, workers=workers)
         used_seed = config["run"]["seed"]
         if run_config is not config:
             ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
