@@ -429,7 +429,7 @@ class ReplicateState:
         inverse = 1.0 / self.scale
         if self.foster is not None:
             total, count = self.foster.waits[year]
-            record["foster_waiting"] = np.array(len(self.foster.resource.queue) * inverse)
+            record["foster_waiting"] = np.array(self.foster.resource.waiting * inverse)
             record["foster_wait_months"] = np.array(total / count if count else np.nan)
         if self.family_help is not None:
             total, count = self.family_help.waits[year]
