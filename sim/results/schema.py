@@ -71,7 +71,7 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "family_help_served": ((), "children per year", "children served by funded family "
                            "help"),
     "programme_cost_gbp": ((), "GBP per year", "spending on funded programmes (levers)"),
-    # discrete-event engine only (sim/engines/des.py; docs/des.md)
+    # discrete-event engine only (sim/engines/des/; docs/des.md)
     "started_first_in_year": ((), "children per year", "children who started care during "
                               "the year, each counted once (DfE definition: a child's "
                               "first start in the year); NaN in the base year"),
