@@ -37,7 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.set)
     ds, nc_path, csv_path = run_to_file(
         scenario, out=args.out, engine=args.engine, replicates=args.replicates,
-        seed=args.seed, progress=not args.quiet)
+        seed=args.seed, progress=not args.quiet, workers=args.workers)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=["stockflow", "des"], default=None)
     run.add_argument("--replicates", type=int, default=None, help="DES replicates")
     run.add_argument("--seed", type=int, default=None, help="DES root seed")
+    run.add_argument("--workers", type=int, default=None,
+                     help="DES worker processes (default: CICSIM_WORKERS, else one per "
+                          "CPU); the results do not depend on it")
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")

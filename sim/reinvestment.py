@@ -27,10 +27,10 @@ import copy
 from typing import Any
 
 from sim.engines import stockflow
+from sim.engines.schema import build_dataset
 from sim.model.levers import REINVESTED_KEY, ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.results.costs import add_costs
-from sim.results.schema import build_dataset
 
 Config = dict[str, Any]
 

@@ -14,6 +14,7 @@ from typing import Any
 import xarray as xr
 
 from sim.engines import stockflow
+from sim.engines.schema import build_dataset
 from sim.errors import InputError
 from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
@@ -22,7 +23,6 @@ from sim.reinvestment import reinvested_paths, with_reinvestment
 from sim.results.bands import add_bands
 from sim.results.costs import add_costs
 from sim.results.io import write_results
-from sim.results.schema import build_dataset
 from sim.scenarios.loader import Scenario, freeze
 
 BASE_YEAR_NOTE = ("base-year stock is the published 31 March figure; base-year flows are "
@@ -49,8 +49,15 @@ def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dat
 
 def simulate(scenario: Scenario, engine: str | None = None, replicates: int | None = None,
              seed: int | None = None, progress: bool = False,
-             params: ModelParameters | None = None) -> xr.Dataset:
-    """Run a resolved scenario and return its dataset with provenance (nothing written)."""
+             params: ModelParameters | None = None,
+             workers: int | None = None) -> xr.Dataset:
+    """Run a resolved scenario and return its dataset with provenance (nothing written).
+
+    ``workers``: DES worker processes (default ``CICSIM_WORKERS``, else one per CPU); the
+    results do not depend on it, so it is not part of the provenance.
+    """
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
     if replicates is not None or seed is not None:  # a variant: the scenario stays as it is
         changed = copy.deepcopy(scenario.config)
         if replicates is not None:
@@ -76,7 +83,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
         run_config = with_reinvestment(params, config)  # stock-flow expected savings
         ds = des.run(params, run_config,
                      progress=stderr_progress(f"{scenario.name} replicates") if progress
-                     else None)
+                     else None, workers=workers)
         used_seed = config["run"]["seed"]
         if run_config is not config:
             ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))

@@ -37,10 +37,10 @@ from sim.calibration.free_parameters import (
 from sim.calibration.targets import COORDINATE_LABELS, OPTIONAL_VARIABLES, Target, TargetSet
 from sim.datasets import Observed, load_observed
 from sim.engines import stockflow
+from sim.engines.schema import VARIABLES
 from sim.errors import InputError
 from sim.estimation.estimate import estimate_parameters, reentry_cdf, uasc_started
 from sim.model.parameters import Array, ModelParameters
-from sim.results.schema import VARIABLES
 from sim.scenarios.loader import Scenario, load_scenario
 from sim.scenarios.schema import LAST_END_YEAR, SECTIONS
 
@@ -123,7 +123,7 @@ def add_post_processed(records: list[Record], years: list[int], params: ModelPar
         from sim.results.costs import add_costs
     except ImportError:
         return
-    from sim.results.schema import build_dataset
+    from sim.engines.schema import build_dataset
 
     dataset = add_costs(build_dataset(years, records), params, config)
     if "cost_gbp" not in dataset:

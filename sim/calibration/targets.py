@@ -17,9 +17,9 @@ from typing import Any
 
 from sim.calibration.free_parameters import FREE_PARAMETERS
 from sim.datasets import curated_value
+from sim.engines.schema import VARIABLES
 from sim.errors import InputError
 from sim.model import spec
-from sim.results.schema import VARIABLES
 from sim.scenarios.loader import read_toml
 
 PACKAGE_DIR = Path(__file__).parent

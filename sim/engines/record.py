@@ -53,7 +53,7 @@ class YearTotals:
 
 def year_record(totals: YearTotals, rates: YearRates | None = None,
                 repeat_start_share: Array | float | None = None) -> dict[str, Array]:
-    """The schema record (:mod:`sim.results.schema`) for one year.
+    """The schema record (:mod:`sim.engines.schema`) for one year.
 
     ``repeat_start_share`` overrides ``rates.repeat_start_share`` (a batch of runs
     passes one value per run, shaped to broadcast against ``(..., bands)``)."""

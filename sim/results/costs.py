@@ -12,6 +12,7 @@ from typing import Any
 
 import xarray as xr
 
+from sim.engines.schema import VARIABLES
 from sim.errors import InputError
 from sim.model import spec
 from sim.model.costs import (
@@ -23,7 +24,6 @@ from sim.model.costs import (
 )
 from sim.model.levers import lever_effects
 from sim.model.parameters import ModelParameters
-from sim.results.schema import VARIABLES
 
 
 def _year_average(stock: xr.DataArray) -> xr.DataArray:

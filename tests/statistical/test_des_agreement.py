@@ -37,9 +37,9 @@ import scipy.stats
 import xarray as xr
 
 from sim.engines import des, stockflow
+from sim.engines.schema import build_dataset
 from sim.model import spec
 from sim.model.parameters import ModelParameters
-from sim.results.schema import build_dataset
 from sim.scenarios.loader import load_scenario
 
 POPULATION_SCALE = 0.02

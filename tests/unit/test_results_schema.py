@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.results.schema import ENGINES, VARIABLES, build_dataset
+from sim.engines.schema import ENGINES, VARIABLES, build_dataset
 
 
 def _record(engine: str) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ import xarray as xr
 
 from sim.datasets import Observed, load_observed
 from sim.engines import des, stockflow
+from sim.engines.schema import build_dataset
 from sim.errors import InputError
 from sim.estimation.estimate import (
     ASSUMED_UASC_STARTS_PER_STOCK,
@@ -27,7 +28,6 @@ from sim.estimation.estimate import (
 from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.model.rates import year_rates
-from sim.results.schema import build_dataset
 from sim.scenarios.loader import load_scenario
 
 REPO = Path(__file__).resolve().parents[2]

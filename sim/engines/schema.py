@@ -1,4 +1,8 @@
-"""The results schema every engine writes (DESIGN §4): names, dimensions, units.
+"""The results schema every engine writes (DESIGN §4): names, dimensions, units, and
+which engines must produce each variable.
+
+It sits with the engines because it is their output contract: the engines assemble
+their records into it, and everything above (results, calibration, reports) reads it.
 
 Engines return one record per year (a dict of arrays keyed by the names below);
 :func:`build_dataset` stacks them into an ``xarray.Dataset``.  Calibration, comparison
@@ -86,7 +90,7 @@ VARIABLES: dict[str, Variable] = {
     "family_help_served": Variable((), "children per year", "children served by funded family "
                            "help"),
     "programme_cost_gbp": Variable((), "GBP per year", "spending on funded programmes (levers)"),
-    # discrete-event engine only (sim/engines/des.py; docs/des.md)
+    # discrete-event engine only (sim/engines/des/; docs/des.md)
     "started_first_in_year": Variable((), "children per year", "children who started care during "
                               "the year, each counted once (DfE definition: a child's "
                               "first start in the year); NaN in the base year", ("des",)),
