@@ -59,7 +59,7 @@ from sim.engines.stockflow_reference import (  # noqa: F401  (the state-level AP
 )
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, year_rates
+from sim.model.rates import YearRates, year_rates, year_rates_stack
 
 R = fc.REDUCED
 N_AGE = spec.MAX_AGE_MONTHS
@@ -94,21 +94,54 @@ def _taylor_order(theta: float) -> int | None:
     return None
 
 
+def _polynomial(x: Array, coefficients: Sequence[float]) -> Array:
+    """``sum_n c[n] x^n`` for a stack of matrices by Paterson-Stockmeyer: the powers
+    ``x^0..x^(s-1)`` are combined into blocks by one matrix product with the
+    coefficients, then Horner in ``x^s``.  Why: about 2 sqrt(degree) stacked matmuls
+    instead of one per term plus three element-wise updates per term (the series was
+    the largest cost of compiling a year)."""
+    degree = len(coefficients) - 1
+    s = max(2, math.isqrt(degree + 1))
+    blocks = -(-(degree + 1) // s)
+    powers = np.empty((s, *x.shape))
+    powers[0] = np.eye(x.shape[-1])
+    powers[1] = x
+    for j in range(2, s):
+        np.matmul(powers[j - 1], x, out=powers[j])
+    x_s = powers[s - 1] @ x
+    c = np.zeros((blocks, s))
+    c.ravel()[:degree + 1] = coefficients
+    combined = (c @ powers.reshape(s, -1)).reshape(blocks, *x.shape)
+    result = combined[-1]
+    for i in range(blocks - 2, -1, -1):
+        result = result @ x_s
+        result += combined[i]
+    return result
+
+
 def _phi_series(x: Array) -> tuple[Array, Array, Array]:
-    """expm(x), phi1(x), phi2(x) from one Taylor series (shared powers)."""
+    """expm(x), phi1(x), phi2(x): phi2 by its Taylor polynomial, then
+    ``phi1 = I + x phi2`` and ``expm = I + x phi1`` (two more products)."""
     theta = float(np.abs(x).sum(axis=-1).max()) if x.size else 0.0
     order = _taylor_order(theta)
     if order is None:
         raise OverflowError
-    eye = np.broadcast_to(np.eye(x.shape[-1]), x.shape)
-    e, p1, p2 = eye.copy(), eye.copy(), eye / 2.0
-    power = eye
-    for n in range(1, order + 1):
-        power = power @ x
-        e += power / math.factorial(n)
-        p1 += power / math.factorial(n + 1)
-        p2 += power / math.factorial(n + 2)
+    eye = np.eye(x.shape[-1])
+    p2 = _polynomial(x, [1.0 / math.factorial(n + 2) for n in range(order + 1)])
+    p1 = x @ p2
+    p1 += eye
+    e = x @ p1
+    e += eye
     return e, p1, p2
+
+
+def _expm_series(x: Array) -> Array:
+    """expm(x) by its Taylor polynomial (small norms only)."""
+    theta = float(np.abs(x).sum(axis=-1).max()) if x.size else 0.0
+    order = _taylor_order(theta)
+    if order is None:
+        raise OverflowError
+    return _polynomial(x, [1.0 / math.factorial(n) for n in range(order + 1)])
 
 
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
@@ -121,7 +154,7 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     tt = a[..., T_IN_STATE, T_IN_STATE]
     try:
         e, p1, p2 = _phi_series(a)
-        dd = _phi_series(tt)[0]
+        dd = _expm_series(tt)
         return {"ett": e, "src_t": dt * (s_t @ p1),
                 "t_ctr": dt * (p1 @ rates_to_counters),
                 "src_ctr": dt * s_c + dt * dt * (s_t @ p2 @ rates_to_counters),
@@ -165,20 +198,23 @@ def _care_stock(state: Array, deviation: Array, w: Array) -> Array:
 # yearly propagator then mixes two bands' powers) and those that stay in one band.
 _STAYS = np.flatnonzero(BAND_OF_YEAR[:-1] == BAND_OF_YEAR[1:])
 _CROSSES = np.flatnonzero(BAND_OF_YEAR[:-1] != BAND_OF_YEAR[1:])
-_MONTH = np.arange(MONTHS)
 
 
 def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
     """Yearly propagators of the placement deviation from its monthly ``dd`` (..., bands,
     T, T): ``dd^12`` per band, and for each band edge and month offset ``k`` of a
-    crossing cohort ``dd[b1]^(12-k) dd[b2]^k``."""
-    powers = [np.broadcast_to(np.eye(N_T), dd.shape), dd]
-    for _ in range(2, MONTHS + 1):
-        powers.append(powers[-1] @ dd)
-    stack = np.stack(powers, axis=-3)  # (..., bands, 13, T, T)
-    first = stack[..., BAND_OF_YEAR[_CROSSES][:, None], MONTHS - _MONTH[None, :], :, :]
-    then = stack[..., BAND_OF_YEAR[_CROSSES + 1][:, None], _MONTH[None, :], :, :]
-    return powers[-1], first @ then
+    crossing cohort ``dd[b1]^(12-k) dd[b2]^k`` (..., edges, 12, T, T)."""
+    powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_T, N_T))  # (..., bands, 13, T, T)
+    powers[..., 0, :, :] = np.eye(N_T)
+    powers[..., 1, :, :] = dd
+    for k in range(2, MONTHS + 1):
+        np.matmul(powers[..., k - 1, :, :], dd, out=powers[..., k, :, :])
+    cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_T, N_T))
+    for e, y in enumerate(_CROSSES):
+        b1, b2 = BAND_OF_YEAR[y], BAND_OF_YEAR[y + 1]
+        np.matmul(powers[..., b1, MONTHS:0:-1, :, :], powers[..., b2, :MONTHS, :, :],
+                  out=cross[..., e, :, :, :])
+    return powers[..., MONTHS, :, :], cross
 
 
 @dataclass
@@ -202,16 +238,10 @@ def _inputs(params_seq: Sequence[ModelParameters],
         raise ValueError("project_batch: every run needs the same base and end year")
     years = list(range(base, end + 1))
     n, n_years = len(params_seq), len(years)
-    rates = [year_rates(p, c, y) for p, c in zip(params_seq, configs, strict=True)
-             for y in years]
-    fields = {k: v.reshape(n, n_years, *v.shape[1:])
-              for k, v in fc.stack_rates(rates).items()}
-    sources = np.stack([np.stack([r.population_by_age_month, r.uasc_arrivals_by_age_month],
-                                 axis=-1) for r in rates]).reshape(n, n_years, N_AGE, 2)
-    effects = np.array([[float(r.effects.family_help_served),
-                         float(r.effects.programme_cost_gbp)] for r in rates])
-    return _Inputs(years, fields, sources, effects[:, 0].reshape(n, n_years),
-                   effects[:, 1].reshape(n, n_years),
+    stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
+    both = {k: np.stack([s[k] for s in stacks]) for k in stacks[0]}
+    return _Inputs(years, {k: both[k] for k in fc.RATE_FIELDS}, both["sources"],
+                   both["family_help_served"], both["programme_cost_gbp"],
                    np.array([float(p.repeat_start_share) for p in params_seq]))
 
 
