@@ -21,13 +21,40 @@ far less, and is exact (not an approximation) for three reasons:
   year gives the same integrals as the dense engine's absorbing counter columns.
 
 The pieces of ``E = expm(G dt)`` (``G`` the reduced generator compiled from the flow
-declarations, :mod:`sim.engines.flow_compiler`) come from one Taylor series of the
-16 x 16 state block ``X = A dt``: ``expm(X)``, ``dt phi1(X)`` and ``dt^2 phi2(X)`` share
-its powers (``E[source, state] = S_T dt phi1``, ``E[state, counter] = dt phi1 R``,
-``E[source, counter] = S_C dt + S_T dt^2 phi2 R``).  Age-band edges are multiples of 12
-months, so the 216 rows reshape to (18 years, 12 months) and one batched matmul per
-month with ``matrices[band_of_year]`` advances every band of every run at once.
-Agreement with the reference is tested to 1e-12 for every shipped scenario.
+declarations by one scatter, :func:`sim.engines.flow_compiler.scatter_generators`)
+come from one Paterson-Stockmeyer polynomial for ``phi2(X)`` of the 16 x 16 state
+block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
+(``E[source, state] = S_T dt phi1``, ``E[state, counter] = dt phi1 R``,
+``E[source, counter] = S_C dt + S_T dt^2 phi2 R``).
+
+Why it is fast (the design, in the order the time went):
+
+* **Everything per run is done for all years at once**: the year rates
+  (:func:`sim.model.rates.year_rates_stack`), the generators, the series and the
+  record (one :func:`record_from_totals` call with a leading (runs, years) shape, split
+  into per-year dicts at the end).  Only the projection itself loops over years.
+* **Ageing moves a view, not data.**  Cohorts live in one array ``z`` with room for
+  every cohort born during the run; month ``i``'s state by age is the window
+  ``z[:, top - i : top - i + 216]``.  A month is one matmul (18 years of age x 12
+  months of rows against ``E[band_of_year]``, or one per band for large batches) into
+  a scratch buffer, one add of the affine source term back into the window, one add
+  for the counters' running sum and one row write for the newborn cohort.  The
+  cohorts that turned 18 in a year sit untouched just past the last window, so the
+  turned-18 tally is one sum a year.
+* **The placement deviation moves once a year.**  ``D`` has no inflow, so a cohort at
+  month offset ``k`` of a year of age ends the year at ``D F[b1]^(12-k) F[b2]^k``
+  (``F = expm(A_TT dt)``, bands being whole years a cohort crosses at most one edge a
+  year): one matmul for the cohorts that stay in their band and one for the crossing
+  ones, from powers ``F^0..F^12`` computed once per year.  ``D`` is only needed on
+  31 March.
+* **Batches are cut into chunks** of :data:`CHUNK` runs so each chunk's state stays in
+  cache for its whole projection.
+
+Splitting the state into the non-UASC block (pool, 5 care, 5 home: 11) and the UASC
+care block (5) was measured and does not pay: two stacked products cost more than one
+16 x 16 product at these sizes.  Agreement with the reference is tested to 1e-12 for
+every shipped scenario (tests/verification/test_batched_stockflow.py) and the fast
+paths against the plain ones (tests/verification/test_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -237,7 +264,6 @@ def _inputs(params_seq: Sequence[ModelParameters],
             c["run"]["end_year"] != end for c in configs):
         raise ValueError("project_batch: every run needs the same base and end year")
     years = list(range(base, end + 1))
-    n, n_years = len(params_seq), len(years)
     stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
     both = {k: np.stack([s[k] for s in stacks]) for k in stacks[0]}
     return _Inputs(years, {k: both[k] for k in fc.RATE_FIELDS}, both["sources"],
@@ -261,7 +287,7 @@ def _initial(params_seq: Sequence[ModelParameters], mix: Array) -> tuple[Array, 
 # products); below it one matmul over (18 years of age x 12 months) rows (fewest calls).
 BANDWISE_FROM = 16
 # Runs per chunk: each chunk's state stays in cache through its whole projection.
-CHUNK = 64
+CHUNK = 16
 
 
 def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: Array,
@@ -304,12 +330,14 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     tmp = np.empty((n, N_AGE, N_STATE))
     tmp18 = tmp.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE)
     bandwise = n >= BANDWISE_FROM
+    mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
     for j in range(1, n_years):
         i = j - 1
         # 1 April: the deviation absorbs the change of mix, then a year of it at once
-        change = (w_all[:, i] - w_all[:, j]).transpose(0, 2, 1)  # (b, P, G)
-        t_now = x[..., T_IN_STATE].reshape(n, N_AGE, 1, N_G, N_K)
-        d = d + (change[:, None, :, :, None] * t_now).reshape(n, N_AGE, N_P, N_T)
+        if mix_changes[i]:  # (adding a zero change would leave d as it is)
+            change = (w_all[:, i] - w_all[:, j]).transpose(0, 2, 1)  # (b, P, G)
+            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, 1, N_G, N_K)
+            d = d + (change[:, None, :, :, None] * t_now).reshape(n, N_AGE, N_P, N_T)
         d18 = d.reshape(n, N_YEARS_OF_AGE, MONTHS * N_P, N_T)
         d_new = np.zeros_like(d18)
         d_new[:, _STAYS + 1] = d18[:, _STAYS] @ d_full[:, i][:, BAND_OF_YEAR[_STAYS]]
