@@ -13,6 +13,7 @@ reduced target receives ``rate x sum(mix)``, exactly the dense total.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -229,6 +230,110 @@ def build(terms: tuple[Term, ...], cols: Columns, fields: Mapping[str, Array]) -
 DENSE_TERMS = compile_terms(DENSE)
 REDUCED_TERMS = compile_terms(REDUCED)
 
+_AXIS_SIZE = {"band": N_BANDS, "stream": N_STREAMS, "stage": N_STAGES,
+              "home_stage": N_HOME, "route": len(spec.EXIT_ROUTES)}
+# Unbatched shape of every hazard field, from the axes the flows declare it with.
+FIELD_SHAPES: dict[str, tuple[int, ...]] = {
+    f.rate.field: tuple(_AXIS_SIZE[a] for a in f.rate.axes)
+    for f in flows.FLOWS if f.rate.field and not f.at_birth}
+
+
+@dataclass(frozen=True)
+class ScatterMap:
+    """:func:`build` precompiled into flat index arrays, so compiling a stack of
+    generators is two gathers, a product and one ``np.bincount`` (no Python loop over
+    flows per call).  Why: the batched engine compiles every year of every run at once,
+    and the per-term loop of :func:`build` cost more than the projection itself.
+
+    Entry ``e`` adds ``sign[e] * values[gather[e]] * weights[weight[e]]`` to the flat
+    generator element ``target[e]`` of (bands, S, S), where ``values`` is every hazard
+    field flattened and concatenated (``offsets``) followed by a constant 1, and
+    ``weights`` is 1 followed by the flattened placement mix.  Entries come in the
+    order :func:`build` adds them, so the sums are the same floating-point sums.
+    """
+
+    offsets: dict[str, int]
+    gather: Array
+    weight: Array
+    sign: Array
+    target: Array
+    size: int  # S
+
+    @property
+    def n_values(self) -> int:
+        return int(sum(math.prod(FIELD_SHAPES[f]) for f in self.offsets)) + 1
+
+
+def compile_scatter(terms: tuple[Term, ...], cols: Columns) -> ScatterMap:
+    """The :class:`ScatterMap` of ``terms`` (mirrors :func:`build` statement by
+    statement)."""
+    offsets: dict[str, int] = {}
+    for name in FIELD_SHAPES:
+        offsets[name] = sum(math.prod(FIELD_SHAPES[f]) for f in offsets)
+    ones = sum(math.prod(s) for s in FIELD_SHAPES.values())
+    size = cols.size
+    gather: list[int] = []
+    weight: list[int] = []
+    sign: list[float] = []
+    target: list[int] = []
+
+    def add(value: Array, w: int, s: float, b: int, src: Array, tgt: Array) -> None:
+        gather.extend(value.tolist())
+        weight.extend([w] * len(value))
+        sign.extend([s] * len(value))
+        target.extend((b * size * size + src * size + tgt).tolist())
+
+    for term in terms:
+        field = term.flow.rate.field
+        n = len(term.src)
+        for b in range(N_BANDS):
+            if not field:
+                value = np.full(n, ones)
+            else:
+                index = iter(term.rate_index)
+                multi = [np.full(n, b) if a == "band" else next(index)
+                         for a in term.flow.rate.axes]
+                value = offsets[field] + (np.ravel_multi_index(multi, FIELD_SHAPES[field])
+                                          if multi else np.zeros(n, dtype=int))
+            src = term.src
+            if term.deplete:
+                add(value, 0, -1.0, b, src, src)
+            if term.split_stream is not None:
+                for p in range(term.tgt.shape[1]):
+                    add(value, 1 + term.split_stream * N_PLACEMENTS + p, 1.0, b, src,
+                        term.tgt[:, p])
+            else:
+                keep = term.tgt[:, 0] >= 0
+                add(value[keep], 0, 1.0, b, src[keep], term.tgt[keep, 0])
+            for column, mask in term.counters:
+                add(value[mask], 0, 1.0, b, src[mask], np.full(int(mask.sum()), column))
+    return ScatterMap(offsets, np.array(gather), np.array(weight), np.array(sign),
+                      np.array(target), size)
+
+
+def scatter_generators(smap: ScatterMap, fields: Mapping[str, Array]) -> Array:
+    """Generators (*batch, bands, S, S) from a :class:`ScatterMap`: equal to
+    :func:`build` with the same terms (same additions in the same order)."""
+    check_exit_hazards(fields)
+    batch = np.shape(fields["referral_rate"])
+    n = math.prod(batch)
+    values = np.empty((n, smap.n_values))
+    for name, start in smap.offsets.items():
+        width = math.prod(FIELD_SHAPES[name])
+        values[:, start:start + width] = np.reshape(fields[name], (n, width))
+    values[:, -1] = 1.0
+    mix = np.reshape(fields["placement_mix"], (n, N_STREAMS * N_PLACEMENTS))
+    weights = np.concatenate([np.ones((n, 1)), mix], axis=1)
+    contributions = values[:, smap.gather] * weights[:, smap.weight]
+    contributions *= smap.sign
+    block = N_BANDS * smap.size * smap.size
+    index = (np.arange(n) * block)[:, None] + smap.target
+    q = np.bincount(index.ravel(), contributions.ravel(), minlength=n * block)
+    return q.reshape(*batch, N_BANDS, smap.size, smap.size)
+
+
+REDUCED_SCATTER = compile_scatter(REDUCED_TERMS, REDUCED)
+
 
 def dense_generators(rates: YearRates | Mapping[str, Array]) -> Array:
     """Generators of the dense reference layout (:data:`sim.model.spec.LAYOUT`)."""
@@ -237,7 +342,7 @@ def dense_generators(rates: YearRates | Mapping[str, Array]) -> Array:
 
 def reduced_generators(fields: Mapping[str, Array]) -> Array:
     """Generators of the reduced layout (:data:`REDUCED`), any leading batch dims."""
-    return build(REDUCED_TERMS, REDUCED, fields)
+    return scatter_generators(REDUCED_SCATTER, fields)
 
 
 def birth_flow() -> flows.Flow:

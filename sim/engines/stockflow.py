@@ -21,13 +21,40 @@ far less, and is exact (not an approximation) for three reasons:
   year gives the same integrals as the dense engine's absorbing counter columns.
 
 The pieces of ``E = expm(G dt)`` (``G`` the reduced generator compiled from the flow
-declarations, :mod:`sim.engines.flow_compiler`) come from one Taylor series of the
-16 x 16 state block ``X = A dt``: ``expm(X)``, ``dt phi1(X)`` and ``dt^2 phi2(X)`` share
-its powers (``E[source, state] = S_T dt phi1``, ``E[state, counter] = dt phi1 R``,
-``E[source, counter] = S_C dt + S_T dt^2 phi2 R``).  Age-band edges are multiples of 12
-months, so the 216 rows reshape to (18 years, 12 months) and one batched matmul per
-month with ``matrices[band_of_year]`` advances every band of every run at once.
-Agreement with the reference is tested to 1e-12 for every shipped scenario.
+declarations by one scatter, :func:`sim.engines.flow_compiler.scatter_generators`)
+come from one Paterson-Stockmeyer polynomial for ``phi2(X)`` of the 16 x 16 state
+block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
+(``E[source, state] = S_T dt phi1``, ``E[state, counter] = dt phi1 R``,
+``E[source, counter] = S_C dt + S_T dt^2 phi2 R``).
+
+Why it is fast (the design, in the order the time went):
+
+* **Everything per run is done for all years at once**: the year rates
+  (:func:`sim.model.rates.year_rates_stack`), the generators, the series and the
+  record (one :func:`record_from_totals` call with a leading (runs, years) shape, split
+  into per-year dicts at the end).  Only the projection itself loops over years.
+* **Ageing moves a view, not data.**  Cohorts live in one array ``z`` with room for
+  every cohort born during the run; month ``i``'s state by age is the window
+  ``z[:, top - i : top - i + 216]``.  A month is one matmul (18 years of age x 12
+  months of rows against ``E[band_of_year]``, or one per band for large batches) into
+  a scratch buffer, one add of the affine source term back into the window, one add
+  for the counters' running sum and one row write for the newborn cohort.  The
+  cohorts that turned 18 in a year sit untouched just past the last window, so the
+  turned-18 tally is one sum a year.
+* **The placement deviation moves once a year.**  ``D`` has no inflow, so a cohort at
+  month offset ``k`` of a year of age ends the year at ``D F[b1]^(12-k) F[b2]^k``
+  (``F = expm(A_TT dt)``, bands being whole years a cohort crosses at most one edge a
+  year): one matmul for the cohorts that stay in their band and one for the crossing
+  ones, from powers ``F^0..F^12`` computed once per year.  ``D`` is only needed on
+  31 March.
+* **Batches are cut into chunks** of :data:`CHUNK` runs so each chunk's state stays in
+  cache for its whole projection.
+
+Splitting the state into the non-UASC block (pool, 5 care, 5 home: 11) and the UASC
+care block (5) was measured and does not pay: two stacked products cost more than one
+16 x 16 product at these sizes.  Agreement with the reference is tested to 1e-12 for
+every shipped scenario (tests/verification/test_batched_stockflow.py) and the fast
+paths against the plain ones (tests/verification/test_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -35,6 +62,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,7 +86,7 @@ from sim.engines.stockflow_reference import (  # noqa: F401  (the state-level AP
 )
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, year_rates
+from sim.model.rates import YearRates, year_rates, year_rates_stack
 
 R = fc.REDUCED
 N_AGE = spec.MAX_AGE_MONTHS
@@ -93,21 +121,54 @@ def _taylor_order(theta: float) -> int | None:
     return None
 
 
+def _polynomial(x: Array, coefficients: Sequence[float]) -> Array:
+    """``sum_n c[n] x^n`` for a stack of matrices by Paterson-Stockmeyer: the powers
+    ``x^0..x^(s-1)`` are combined into blocks by one matrix product with the
+    coefficients, then Horner in ``x^s``.  Why: about 2 sqrt(degree) stacked matmuls
+    instead of one per term plus three element-wise updates per term (the series was
+    the largest cost of compiling a year)."""
+    degree = len(coefficients) - 1
+    s = max(2, math.isqrt(degree + 1))
+    blocks = -(-(degree + 1) // s)
+    powers = np.empty((s, *x.shape))
+    powers[0] = np.eye(x.shape[-1])
+    powers[1] = x
+    for j in range(2, s):
+        np.matmul(powers[j - 1], x, out=powers[j])
+    x_s = powers[s - 1] @ x
+    c = np.zeros((blocks, s))
+    c.ravel()[:degree + 1] = coefficients
+    combined = (c @ powers.reshape(s, -1)).reshape(blocks, *x.shape)
+    result = combined[-1]
+    for i in range(blocks - 2, -1, -1):
+        result = result @ x_s
+        result += combined[i]
+    return result
+
+
 def _phi_series(x: Array) -> tuple[Array, Array, Array]:
-    """expm(x), phi1(x), phi2(x) from one Taylor series (shared powers)."""
+    """expm(x), phi1(x), phi2(x): phi2 by its Taylor polynomial, then
+    ``phi1 = I + x phi2`` and ``expm = I + x phi1`` (two more products)."""
     theta = float(np.abs(x).sum(axis=-1).max()) if x.size else 0.0
     order = _taylor_order(theta)
     if order is None:
         raise OverflowError
-    eye = np.broadcast_to(np.eye(x.shape[-1]), x.shape)
-    e, p1, p2 = eye.copy(), eye.copy(), eye / 2.0
-    power = eye
-    for n in range(1, order + 1):
-        power = power @ x
-        e += power / math.factorial(n)
-        p1 += power / math.factorial(n + 1)
-        p2 += power / math.factorial(n + 2)
+    eye = np.eye(x.shape[-1])
+    p2 = _polynomial(x, [1.0 / math.factorial(n + 2) for n in range(order + 1)])
+    p1 = x @ p2
+    p1 += eye
+    e = x @ p1
+    e += eye
     return e, p1, p2
+
+
+def _expm_series(x: Array) -> Array:
+    """expm(x) by its Taylor polynomial (small norms only)."""
+    theta = float(np.abs(x).sum(axis=-1).max()) if x.size else 0.0
+    order = _taylor_order(theta)
+    if order is None:
+        raise OverflowError
+    return _polynomial(x, [1.0 / math.factorial(n) for n in range(order + 1)])
 
 
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
@@ -120,7 +181,7 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     tt = a[..., T_IN_STATE, T_IN_STATE]
     try:
         e, p1, p2 = _phi_series(a)
-        dd = _phi_series(tt)[0]
+        dd = _expm_series(tt)
         return {"ett": e, "src_t": dt * (s_t @ p1),
                 "t_ctr": dt * (p1 @ rates_to_counters),
                 "src_ctr": dt * s_c + dt * dt * (s_t @ p2 @ rates_to_counters),
@@ -160,55 +221,61 @@ def _care_stock(state: Array, deviation: Array, w: Array) -> Array:
     return w[:, None, :, :, None] * total[:, :, :, None, :] + dev
 
 
-class _Batch:
-    """Inputs of a batch of runs, stacked: rates fields (B, years, ...), sources."""
-
-    def __init__(self, params_seq: Sequence[ModelParameters],
-                 configs: Sequence[dict[str, Any]]) -> None:
-        self.base = params_seq[0].base_year
-        self.end = configs[0]["run"]["end_year"]
-        if any(p.base_year != self.base for p in params_seq) or any(
-                c["run"]["end_year"] != self.end for c in configs):
-            raise ValueError("project_batch: every run needs the same base and end year")
-        self.years = list(range(self.base, self.end + 1))
-        self.rates = [[year_rates(p, c, y) for y in self.years]
-                      for p, c in zip(params_seq, configs, strict=True)]
-        self.params = params_seq
-
-    def fields(self, j: int) -> dict[str, Array]:
-        return fc.stack_rates([r[j] for r in self.rates])
-
-    def sources(self, j: int) -> Array:
-        return np.stack([np.stack([r[j].population_by_age_month,
-                                   r[j].uasc_arrivals_by_age_month], axis=-1)
-                         for r in self.rates])
-
-    def scalar(self, j: int, name: str) -> Array:
-        return np.array([float(getattr(r[j], name)) for r in self.rates])
-
-    def effects(self, j: int, name: str) -> Array:
-        return np.array([float(getattr(r[j].effects, name)) for r in self.rates])
+# Years of age whose cohorts cross an age-band edge during a year (the deviation's
+# yearly propagator then mixes two bands' powers) and those that stay in one band.
+_STAYS = np.flatnonzero(BAND_OF_YEAR[:-1] == BAND_OF_YEAR[1:])
+_CROSSES = np.flatnonzero(BAND_OF_YEAR[:-1] != BAND_OF_YEAR[1:])
 
 
-def _band_sum(rows: Array) -> Array:
-    return np.add.reduceat(rows, BAND_STARTS, axis=1)
+def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
+    """Yearly propagators of the placement deviation from its monthly ``dd`` (..., bands,
+    T, T): ``dd^12`` per band, and for each band edge and month offset ``k`` of a
+    crossing cohort ``dd[b1]^(12-k) dd[b2]^k`` (..., edges, 12, T, T)."""
+    powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_T, N_T))  # (..., bands, 13, T, T)
+    powers[..., 0, :, :] = np.eye(N_T)
+    powers[..., 1, :, :] = dd
+    for k in range(2, MONTHS + 1):
+        np.matmul(powers[..., k - 1, :, :], dd, out=powers[..., k, :, :])
+    cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_T, N_T))
+    for e, y in enumerate(_CROSSES):
+        b1, b2 = BAND_OF_YEAR[y], BAND_OF_YEAR[y + 1]
+        np.matmul(powers[..., b1, MONTHS:0:-1, :, :], powers[..., b2, :MONTHS, :, :],
+                  out=cross[..., e, :, :, :])
+    return powers[..., MONTHS, :, :], cross
 
 
-def _record(batch: _Batch, j: int, care: Array, counters: Array, turned_18: Array,
-            state: Array) -> dict[str, Array]:
-    share = np.array([p.repeat_start_share for p in batch.params])[:, None]
-    return record_from_totals(
-        care, counters, turned_18, home=state[..., T_IN_STATE.stop:].sum(axis=(1, 2)),
-        pool=state[..., 0].sum(axis=1), family_help_served=batch.effects(
-            j, "family_help_served"), programme_cost_gbp=batch.effects(j, "programme_cost_gbp"),
-        repeat_start_share=share)
+@dataclass
+class _Inputs:
+    """Everything a batch needs from the year rates, stacked (B, years, ...)."""
+
+    years: list[int]
+    fields: dict[str, Array]
+    sources: Array  # (B, years, 216, 2)
+    family_help_served: Array  # (B, years)
+    programme_cost_gbp: Array  # (B, years)
+    repeat_start_share: Array  # (B,)
 
 
-def _initial(batch: _Batch, mix: Array) -> tuple[Array, Array, Array]:
+def _inputs(params_seq: Sequence[ModelParameters],
+            configs: Sequence[dict[str, Any]]) -> _Inputs:
+    base = params_seq[0].base_year
+    end = configs[0]["run"]["end_year"]
+    if any(p.base_year != base for p in params_seq) or any(
+            c["run"]["end_year"] != end for c in configs):
+        raise ValueError("project_batch: every run needs the same base and end year")
+    years = list(range(base, end + 1))
+    stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
+    both = {k: np.stack([s[k] for s in stacks]) for k in stacks[0]}
+    return _Inputs(years, {k: both[k] for k in fc.RATE_FIELDS}, both["sources"],
+                   both["family_help_served"], both["programme_cost_gbp"],
+                   np.array([float(p.repeat_start_share) for p in params_seq]))
+
+
+def _initial(params_seq: Sequence[ModelParameters], mix: Array) -> tuple[Array, Array, Array]:
     """Reduced initial states, one reduction per distinct parameter set."""
     done: dict[int, tuple[Array, Array, Array]] = {}
     parts = []
-    for b, p in enumerate(batch.params):
+    for b, p in enumerate(params_seq):
         key = id(p.initial_state) if np.array_equal(mix[b], mix[0]) else -1 - b
         if key not in done:
             done[key] = reduce_state(p.initial_state, mix[b])
@@ -216,25 +283,108 @@ def _initial(batch: _Batch, mix: Array) -> tuple[Array, Array, Array]:
     return tuple(np.stack(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
-# Below this many runs one matmul over (18 years of age x 12 months) rows is fastest
-# (fewest calls); above it, one matmul per band (fewer, larger stacked products).
+# At or above this many runs the monthly step is one matmul per band (fewer, larger
+# products); below it one matmul over (18 years of age x 12 months) rows (fewest calls).
 BANDWISE_FROM = 16
+# Runs per chunk: each chunk's state stays in cache through its whole projection.
+CHUNK = 16
 
 
-def _step(x: Array, d: Array, m: dict[str, Array], ett: Array, dd: Array,
-          x_out: Array | None, d_out: Array | None) -> tuple[Array, Array]:
-    """One month's exact propagation of the state and the placement deviation
-    (without the source term)."""
-    n = x.shape[0]
-    if n < BANDWISE_FROM or x_out is None or d_out is None:
-        x = (x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE) @ ett).reshape(x.shape)
-        d = (d.reshape(n, N_YEARS_OF_AGE, MONTHS * N_P, N_T) @ dd).reshape(d.shape)
-        return x, d
-    for b, (start, stop) in enumerate(BAND_ROWS):
-        np.matmul(x[:, start:stop], m["ett"][:, b], out=x_out[:, start:stop])
-        np.matmul(d[:, start:stop].reshape(n, -1, N_T), m["dd"][:, b],
-                  out=d_out[:, start:stop].reshape(n, -1, N_T))
-    return x_out, d_out
+def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: Array,
+           on_year: ProgressCallback | None) -> tuple[Array, ...]:
+    """Project ``b`` runs through every year; returns the year totals stacked
+    (b, years, ...): care stock, counters by band, turned 18, home, pool."""
+    n, n_years = sources.shape[:2]
+    n_steps = n_years - 1
+    g = fc.reduced_generators(fields)  # (b, years, bands, S, S)
+    w_all = _weights(fields["placement_mix"])  # (b, years, G, P)
+    m = step_matrices(g[:, 1:], 1.0 / MONTHS)
+    d_full, d_cross = _deviation_propagators(m["dd"])
+    pop0 = sources[:, :, 0, 0]
+    entering = fields["birth_entry_share"] * pop0  # (b, years)
+    birth_rows = np.zeros((n, n_years, N_STATE))
+    birth_rows[..., _BIRTH_COLUMN] = (
+        entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1))
+    care = np.empty((n, n_years, len(spec.AGE_BANDS), N_G, N_P, N_K))
+    counters = np.empty((n, n_years, len(spec.AGE_BANDS), len(spec.COUNTERS)))
+    turned = np.empty((n, n_years, N_G))
+    home, pool = np.empty((n, n_years)), np.empty((n, n_years))
+
+    # cohort storage: month i's state by age is the window z[:, top - i : top - i + 216]
+    top = MONTHS * n_steps
+    z = np.empty((n, top + N_AGE, N_STATE))
+    z[:, top:] = x0
+    x, d, s_prev = z[:, top:], d0, s0
+
+    def close(j: int, w: Array) -> None:
+        care[:, j] = _care_stock(x, d, w)
+        home[:, j] = x[..., T_IN_STATE.stop:].sum(axis=(1, 2))
+        pool[:, j] = x[..., 0].sum(axis=1)
+
+    full = np.concatenate([s0, x0], axis=-1)
+    counters[:, 0] = (_band_sum(full)[:, :, None, :]
+                      @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
+    counters[:, 0, 0, _BIRTH_COUNTER] = entering[:, 0] * MONTHS
+    turned[:, 0] = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
+    close(0, w_all[:, 0])
+    tmp = np.empty((n, N_AGE, N_STATE))
+    tmp18 = tmp.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE)
+    bandwise = n >= BANDWISE_FROM
+    mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
+    for j in range(1, n_years):
+        i = j - 1
+        # 1 April: the deviation absorbs the change of mix, then a year of it at once
+        if mix_changes[i]:  # (adding a zero change would leave d as it is)
+            change = (w_all[:, i] - w_all[:, j]).transpose(0, 2, 1)  # (b, P, G)
+            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, 1, N_G, N_K)
+            d = d + (change[:, None, :, :, None] * t_now).reshape(n, N_AGE, N_P, N_T)
+        d18 = d.reshape(n, N_YEARS_OF_AGE, MONTHS * N_P, N_T)
+        d_new = np.zeros_like(d18)
+        d_new[:, _STAYS + 1] = d18[:, _STAYS] @ d_full[:, i][:, BAND_OF_YEAR[_STAYS]]
+        d_new[:, _CROSSES + 1] = (
+            d18[:, _CROSSES].reshape(n, len(_CROSSES), MONTHS, N_P, N_T) @ d_cross[:, i]
+        ).reshape(n, len(_CROSSES), MONTHS * N_P, N_T)
+        d = d_new.reshape(n, N_AGE, N_P, N_T)
+
+        s_cur = sources[:, j]
+        src_t = m["src_t"][:, i][:, BAND_OF_YEAR]  # (b, 18, 2, T)
+        affine_prev = (s_prev.reshape(n, N_YEARS_OF_AGE, MONTHS, 2) @ src_t).reshape(
+            n, N_AGE, N_STATE)
+        affine_cur = (s_cur.reshape(n, N_YEARS_OF_AGE, MONTHS, 2) @ src_t).reshape(
+            n, N_AGE, N_STATE)
+        ett = m["ett"][:, i]
+        ett18 = ett[:, BAND_OF_YEAR]
+        birth = birth_rows[:, j]
+        x_sum = np.zeros((n, N_AGE, N_STATE))
+        w0 = top - MONTHS * i
+        for month in range(MONTHS):
+            at = w0 - month
+            x = z[:, at:at + N_AGE]
+            x_sum += x
+            if bandwise:
+                for b, (lo, hi) in enumerate(BAND_ROWS):
+                    np.matmul(x[:, lo:hi], ett[:, b], out=tmp[:, lo:hi])
+            else:
+                np.matmul(x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE), ett18, out=tmp18)
+            np.add(tmp, affine_cur if month else affine_prev, out=x)
+            z[:, at - 1] = birth
+        # the cohorts that turned 18 sit untouched just past the final window
+        turned[:, j] = z[:, w0 + N_AGE - MONTHS:w0 + N_AGE, T_IN_STATE].sum(axis=1).reshape(
+            n, N_G, N_K).sum(-1)
+        x = z[:, w0 - MONTHS:w0 - MONTHS + N_AGE]
+        s_sum = s_prev + (MONTHS - 1) * s_cur
+        counters[:, j] = (_band_sum(x_sum)[:, :, None, :] @ m["t_ctr"][:, i]
+                          + _band_sum(s_sum)[:, :, None, :] @ m["src_ctr"][:, i])[:, :, 0]
+        counters[:, j, 0, _BIRTH_COUNTER] += MONTHS * entering[:, j]
+        s_prev = s_cur
+        close(j, w_all[:, j])
+        if on_year is not None:
+            on_year(j, n_years - 1)
+    return care, counters, turned, home, pool
+
+
+def _band_sum(rows: Array) -> Array:
+    return np.add.reduceat(rows, BAND_STARTS, axis=1)
 
 
 def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[str, Any]],
@@ -244,60 +394,24 @@ def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[
     Returns ``{"years", "records", "wall_time_s"}`` as :func:`project`, with a leading
     batch axis on every record array."""
     start_time = time.perf_counter()
-    batch = _Batch(params_seq, configs)
+    inputs = _inputs(params_seq, configs)
     n = len(params_seq)
-    base_fields = batch.fields(0)
-    w = _weights(base_fields["placement_mix"])
-    s_prev, x, d = _initial(batch, base_fields["placement_mix"])
-    g = fc.reduced_generators(base_fields)  # (B, bands, S, S)
-    full = np.concatenate([s_prev, x], axis=-1)
-    counters = np.einsum("bzs,bzsc->bzc", _band_sum(full), g[..., :R.counter_start, CTR])
-    pop0 = batch.sources(0)[:, 0, 0]
-    counters[:, 0, _BIRTH_COUNTER] = base_fields["birth_entry_share"] * pop0 * MONTHS
-    turned = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
-    records = [_record(batch, 0, _care_stock(x, d, w), counters, turned, x)]
-    for j in range(1, len(batch.years)):
-        fields = batch.fields(j)
-        m = step_matrices(fc.reduced_generators(fields), 1.0 / MONTHS)
-        w_new = _weights(fields["placement_mix"])
-        change = (w - w_new).transpose(0, 2, 1)  # (B, P, G)
-        t_now = x[..., T_IN_STATE].reshape(n, N_AGE, 1, N_G, N_K)
-        d += (change[:, None, :, :, None] * t_now).reshape(n, N_AGE, N_P, N_T)
-        w = w_new
-        s_cur = batch.sources(j)
-        src_t_rows = m["src_t"][:, BAND_OF_ROW]  # (B, 216, 2, T)
-        affine_prev = np.einsum("brs,brst->brt", s_prev, src_t_rows)
-        affine_cur = np.einsum("brs,brst->brt", s_cur, src_t_rows)
-        ett, dd = m["ett"][:, BAND_OF_YEAR], m["dd"][:, BAND_OF_YEAR]
-        x_buffer, d_buffer = np.empty_like(x), np.empty_like(d)
-        entering = fields["birth_entry_share"] * s_cur[:, 0, 0]
-        birth_stock = entering * fields["placement_mix"][:, _BIRTH_STREAM].sum(-1)
-        x_sum = np.zeros_like(x)
-        turned = np.zeros((n, N_G))
-        affine = affine_prev
-        for _ in range(MONTHS):
-            x_sum += x
-            new_x, new_d = _step(x, d, m, ett, dd, x_buffer, d_buffer)
-            if new_x is x_buffer:  # swap buffers
-                x_buffer, d_buffer = x, d
-            x, d = new_x, new_d
-            x += affine
-            turned += x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1)
-            x[:, 1:] = x[:, :-1]
-            x[:, 0] = 0.0
-            x[:, 0, _BIRTH_COLUMN] = birth_stock
-            d[:, 1:] = d[:, :-1]
-            d[:, 0] = 0.0
-            affine = affine_cur
-        s_sum = s_prev + (MONTHS - 1) * s_cur
-        counters = (np.einsum("bzs,bzsc->bzc", _band_sum(x_sum), m["t_ctr"])
-                    + np.einsum("bzs,bzsc->bzc", _band_sum(s_sum), m["src_ctr"]))
-        counters[:, 0, _BIRTH_COUNTER] += MONTHS * entering
-        s_prev = s_cur
-        records.append(_record(batch, j, _care_stock(x, d, w), counters, turned, x))
-        if progress is not None:
-            progress(j, len(batch.years) - 1)
-    return {"years": batch.years, "records": records,
+    s0, x0, d0 = _initial(params_seq, inputs.fields["placement_mix"][:, 0])
+    parts = []
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        fields = {k: v[lo:hi] for k, v in inputs.fields.items()}
+        parts.append(_chunk(fields, inputs.sources[lo:hi], s0[lo:hi], x0[lo:hi],
+                            d0[lo:hi], progress if hi == n else None))
+    care, counters, turned, home, pool = (
+        p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts, strict=True))
+    record = record_from_totals(
+        care, counters, turned, home=home, pool=pool,
+        family_help_served=inputs.family_help_served,
+        programme_cost_gbp=inputs.programme_cost_gbp,
+        repeat_start_share=inputs.repeat_start_share[:, None, None])
+    records = [{k: v[:, j] for k, v in record.items()} for j in range(len(inputs.years))]
+    return {"years": inputs.years, "records": records,
             "wall_time_s": time.perf_counter() - start_time}
 
 

@@ -195,3 +195,101 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         effects=effects,
         repeat_start_share=params.repeat_start_share,
     )
+
+
+def year_rates_stack(params: ModelParameters, config: dict[str, Any],
+                     years: list[int]) -> dict[str, Array]:
+    """What :func:`year_rates` gives for each of ``years``, stacked on a leading years
+    axis: the generator fields (``sim.engines.flow_compiler.RATE_FIELDS``), ``sources``
+    (years, 216, 2: population and UASC arrivals by month of age),
+    ``family_help_served`` and ``programme_cost_gbp`` (years,).
+
+    Why: the batched engine needs every year of every run, and :func:`year_rates` is
+    mostly per-call Python (22 scalar trend factors a year).  Here the effective trend
+    years are computed once per year and every hazard is one array expression over
+    years, with the same floating-point operations in the same order, so the values
+    equal :func:`year_rates`'s exactly (tests/verification/test_fast_paths.py)."""
+    multipliers, trends = config["rates"], config["trends"]
+    change_year = trends["trend_change_year"]
+    effects = [lever_effects(config, params, y) for y in years]
+    since = [_years_since_base(params, y) for y in years]
+
+    def log_factor(slope: float, hazard: str, change: float = 0.0) -> Array:
+        total = np.array([effective_years(s, trends, hazard) for s in since])
+        out = slope * total
+        if change and change_year is not None:
+            before = effective_years(max(0, min(change_year, params.trend_until_year)
+                                         - params.base_year), trends, hazard)
+            out = out + change * np.maximum(0.0, total - before)
+        return out
+
+    band_slopes = np.array([trends[k] for k in spec.ENTRY_BAND_TREND_KEYS])
+    entry_total = np.array([effective_years(s, trends, "entry") for s in since])
+    entry_log = (log_factor(params.entry_trend_per_year, "entry",
+                            trends["entry_trend_change_per_year"])[:, None]
+                 + band_slopes[None, :] * entry_total[:, None])
+    entry_trend = bounded(entry_log, trends)  # (years, bands)
+    entry_scale = np.array([multipliers["entry_multiplier"] * e.entry_multiplier
+                            for e in effects])
+    entry = params.entry_rate_per_year * entry_trend * entry_scale[:, None]
+
+    exit_total = np.array([effective_years(s, trends, "exit") for s in since])
+    exit_log = log_factor(params.exit_trend_per_year, "exit",
+                          trends["exit_trend_change_per_year"])
+    route_slopes = np.array([trends[key] for key in ROUTE_TREND_KEYS])
+    route_trend = bounded(exit_log[:, None] + route_slopes[None, :] * exit_total[:, None],
+                          trends)
+    route_multiplier = np.array([[
+        multipliers[r.multiplier_key] * (getattr(e, r.lever) if r.lever else 1.0)
+        for r in _HAZARD_ROUTES] for e in effects]) * route_trend
+    n_years, n_streams = len(years), len(spec.STREAMS)
+    exit_rate = np.zeros((n_years, n_streams, len(spec.AGE_BANDS), len(spec.CARE_STAGES),
+                          len(spec.EXIT_ROUTES)))
+    profile = (params.exit_rate_per_year.T[:, None, :]
+               * params.stage_exit_multiplier[None, :, None])
+    exit_rate[:, 0] = profile[None] * route_multiplier[:, None, None, :]
+    for r, route in enumerate(_HAZARD_ROUTES):
+        if route.uasc_rate is not None:
+            exit_rate[:, 1, :, :, r] = getattr(params, route.uasc_rate)
+
+    stage_progress = np.array([0.0 if np.isinf(m) else 1.0 / m
+                               for m in spec.CARE_STAGE_MEAN_YEARS])
+    home_rate = 1.0 / np.array(spec.HOME_STAGE_MEAN_YEARS)
+    reentry = ((params.reentry_rate_per_year * multipliers["reentry_multiplier"])[None]
+               * np.array([e.reentry_multiplier for e in effects])[:, None])
+    mixes = []
+    for e in effects:
+        mix = params.placement_mix.copy()
+        if e.placement_shift is not None:
+            mix[0] = e.placement_shift(mix[0])
+        mixes.append(mix)
+    arrivals = [config["uasc"]["arrivals_by_year"].get(
+        str(y), params.uasc_arrivals_base_year if y == params.base_year
+        else params.uasc_arrivals_per_year) for y in years]
+    uasc = np.array([a * params.uasc_age_share for a in arrivals])
+    n_ages = len(params.population_by_age)
+    population = np.empty((n_years, n_ages))
+    for i, y in enumerate(years):
+        k = min(max(0, y - params.base_year), n_ages)
+        population[i, :k] = params.births_per_year
+        population[i, k:] = params.population_by_age[:n_ages - k]
+    months = spec.MONTHS_PER_YEAR
+    sources = np.stack([np.repeat(population / months, months, axis=1),
+                        np.repeat(uasc / months, months, axis=1)], axis=-1)
+    return {
+        "referral_rate": np.full(n_years, params.referral_rate_per_child_year
+                                 * multipliers["referral_multiplier"]),
+        "cin_closure_rate": np.full(n_years, params.cin_closure_rate_per_year
+                                    * multipliers["cin_closure_multiplier"]),
+        "entry_rate": entry,
+        "birth_entry_share": np.minimum(params.birth_entry_share * entry_trend[:, 0]
+                                        * entry_scale, 1.0),
+        "exit_rate": exit_rate,
+        "stage_progress_rate": np.broadcast_to(stage_progress, (n_years, len(stage_progress))),
+        "home_stage_rate": np.broadcast_to(home_rate, (n_years, len(home_rate))),
+        "reentry_rate": reentry,
+        "placement_mix": np.stack(mixes),
+        "sources": sources,
+        "family_help_served": np.array([float(e.family_help_served) for e in effects]),
+        "programme_cost_gbp": np.array([float(e.programme_cost_gbp) for e in effects]),
+    }

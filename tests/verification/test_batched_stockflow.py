@@ -10,6 +10,7 @@ of different runs must equal each run alone.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def max_relative_difference(a: list[dict[str, Any]], b: list[dict[str, Any]]) ->
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_batched_engine_equals_reference(path: Path) -> None:
-    config = load_scenario(path).config
+    config = copy.deepcopy(load_scenario(path).config)  # resolved configs are immutable
     config["run"]["engine"] = "stockflow"
     params = estimate_parameters(config)
     reference = stockflow_reference.project(params, config)
