@@ -22,7 +22,7 @@ iterated a few times with the equilibrium state of the stock-flow engine.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,26 +152,69 @@ def stock_by_band(obs: Observed, year: int, total: float) -> Array:
     raise ValueError(f"no stock by age band published at or before {year}")
 
 
+@dataclass(frozen=True)
+class Measures:
+    """Part of a route's count: the first of ``alternatives`` (each a tuple of DfE
+    measures summed) that is published for the year; the last one is required unless
+    ``optional`` (then missing counts as 0)."""
+
+    alternatives: tuple[tuple[str, ...], ...]
+    optional: bool = False
+
+    def value(self, obs: Observed, year: int) -> float:
+        for measures in self.alternatives[:-1]:
+            values = [obs.get(m, year) for m in measures]
+            if all(v is not None for v in values):
+                return float(sum(values))  # type: ignore[arg-type]
+        last = self.alternatives[-1]
+        if self.optional:
+            return float(sum(obs.get(m, year) or 0.0 for m in last))
+        return float(sum(obs.require(m, year) for m in last))
+
+
+_CEASED = "ceased_during_year__reason__"
+# The estimation mapping: DfE "ceased by reason" measures behind each exit route
+# (sim/model/flows.py).  Every hazard route but RESIDUAL_ROUTE is listed; the residual
+# is what the others and leaving at 18 leave of the total.  A new route is one entry
+# here (and its declaration), e.g. residence orders split out of "sgo_cao".
+RESIDUAL_ROUTE = "other"
+ROUTE_MEASURES: dict[str, tuple[Measures, ...]] = {
+    "returned_home": (Measures(((f"{_CEASED}returned_home",),
+                                (f"{_CEASED}returned_home_planned",
+                                 f"{_CEASED}returned_home_not_planned"))),),
+    "adoption": (Measures(((f"{_CEASED}adopted",), ("adopted_during_year",)),
+                          optional=True),),
+    "sgo_cao": (Measures(((f"{_CEASED}sgo",), (f"{_CEASED}sgo_former_foster_carers",
+                                                f"{_CEASED}sgo_other_carers"))),
+                Measures(((f"{_CEASED}residence_or_child_arrangements_order",),),
+                         optional=True)),
+}
+assert set(ROUTE_MEASURES) | {RESIDUAL_ROUTE} == set(spec.EXIT_ROUTES), \
+    "every exit route needs DfE measures in ROUTE_MEASURES (or is the residual)"
+
+
 def ceased_by_route(obs: Observed, year: int) -> dict[str, float]:
-    """Ceased in the year by model route (all ages) plus those leaving at 18."""
-    home = _first(obs, year, "ceased_during_year__reason__returned_home")
-    if home is None:
-        home = (obs.require("ceased_during_year__reason__returned_home_planned", year)
-                + obs.require("ceased_during_year__reason__returned_home_not_planned", year))
-    adoption = (_first(obs, year, "ceased_during_year__reason__adopted")
-                or _first(obs, year, "adopted_during_year") or 0.0)
-    sgo = _first(obs, year, "ceased_during_year__reason__sgo")
-    if sgo is None:
-        sgo = (obs.require("ceased_during_year__reason__sgo_former_foster_carers", year)
-               + obs.require("ceased_during_year__reason__sgo_other_carers", year))
-    cao = obs.get("ceased_during_year__reason__residence_or_child_arrangements_order",
-                  year) or 0.0
+    """Ceased in the year by model route (all ages; the residual route is the rest of
+    ``total`` after the other routes and ``at_18``), plus ``total`` and those leaving
+    at 18 (``at_18``)."""
+    counts = {route: sum(part.value(obs, year) for part in parts)
+              for route, parts in ROUTE_MEASURES.items()}
     at_18 = obs.get("ceased_during_year__age__18_and_over", year)
     if at_18 is None:
         at_18 = ASSUMED_AT_18_SHARE_OF_16_PLUS * obs.require(
             "ceased_during_year__age__16_and_over", year)
-    return {"total": obs.require("ceased_during_year", year), "returned_home": home,
-            "adoption": adoption, "sgo_cao": sgo + cao, "at_18": at_18}
+    total = obs.require("ceased_during_year", year)
+    return {"total": total, **counts, "at_18": at_18}
+
+
+def route_counts(ceased: dict[str, float], other_exits: float = 0.0) -> Array:
+    """Counts by hazard route in ``spec.EXIT_ROUTES`` order; the residual route is the
+    total less leaving at 18, the listed routes and ``other_exits`` (never below 0)."""
+    residual = ceased["total"] - ceased["at_18"]
+    for route in ROUTE_MEASURES:
+        residual -= ceased[route]
+    residual = max(residual - other_exits, 0.0)
+    return np.array([residual if r == RESIDUAL_ROUTE else ceased[r] for r in ROUTES])
 
 
 def ceased_under_18_by_band(obs: Observed, year: int, at_18: float) -> Array:
@@ -432,10 +475,7 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
     # Targets for the base year's flows.
     uasc_exit_rate = config["uasc"]["exit_rate_per_year"]
     uasc_under_18_exits = uasc_exit_rate * uasc_stock.sum()
-    route_totals = np.array([
-        ceased["returned_home"], ceased["adoption"], ceased["sgo_cao"],
-        max(ceased["total"] - ceased["at_18"] - ceased["returned_home"]
-            - ceased["adoption"] - ceased["sgo_cao"] - uasc_under_18_exits, 0.0)])
+    route_totals = route_counts(ceased, uasc_under_18_exits)
     band_totals = ceased_under_18_by_band(obs, year, ceased["at_18"])
     band_totals = np.clip(band_totals - uasc_exit_rate * uasc_stock, 0.0, None)
     seed = np.ones((len(ROUTES), len(BANDS)))

@@ -18,6 +18,7 @@ from sim.estimation.estimate import (
     ceased_by_route,
     log_linear_slope,
     population_total,
+    route_counts,
     uasc_by_band,
     uasc_started,
     uasc_under_16_share,
@@ -57,11 +58,7 @@ def recent_slopes(obs: Observed, year: int, window: int = 3) -> dict[str, float]
             for band, value in zip(BANDS, non_uasc, strict=True):
                 if value > 0:
                     rates[f"entry_{band}"][y] = value / population
-        other = (ceased["total"] - ceased["at_18"] - ceased["returned_home"]
-                 - ceased["adoption"] - ceased["sgo_cao"])
-        for route, value in (("returned_home", ceased["returned_home"]),
-                             ("adoption", ceased["adoption"]),
-                             ("sgo_cao", ceased["sgo_cao"]), ("other", other)):
+        for route, value in zip(ROUTES, route_counts(ceased), strict=True):
             if value > 0:
                 rates[route][y] = value / previous
     return {key: log_linear_slope(sorted(values), [values[y] for y in sorted(values)])
