@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from sim.estimation.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
@@ -33,6 +34,13 @@ TIERS = ("unit", "verification", "properties", "statistical")
 # already fill the machine, and a pool per test would oversubscribe it.  Tests that are
 # about the worker count pass ``workers=`` explicitly.
 os.environ.setdefault("CICSIM_WORKERS", "1")
+
+# Property tests are reproducible: the same examples on every run and every machine, no
+# example database shared between xdist workers.  HYPOTHESIS_PROFILE=explore draws new
+# random examples (and remembers failures) when hunting for bugs.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
