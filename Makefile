@@ -44,8 +44,8 @@ outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
 
 # Tests in tiers (tests/conftest.py marks them by folder; README "Tests").  Two xdist
 # workers, each running DES replicates in one process (CICSIM_WORKERS=1).
-PYTEST := $(ONE_THREAD) CICSIM_WORKERS=1 $(PY) -m pytest -n $(TEST_WORKERS)
 TEST_WORKERS ?= 2
+PYTEST = $(ONE_THREAD) CICSIM_WORKERS=1 $(PY) -m pytest -n $(TEST_WORKERS)
 
 # Everything (what CI runs): unit, verification, properties, statistical, slow.
 test: $(STAMP)
