@@ -81,8 +81,10 @@ def backtests(tmp_path_factory: pytest.TempPathFactory) -> tuple[OriginResult,
                                                                   OriginResult, Path]:
     corrupted = corrupted_copy(tmp_path_factory.mktemp("cutoff"), BASE_YEAR)
     targets = load_targets()
-    return (run_origin(BASE_YEAR, 3, targets), run_origin(BASE_YEAR, 3, targets,
-                                                          data_dir=corrupted), corrupted)
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "uncalibrated.toml"
+    return (run_origin(BASE_YEAR, 3, targets, scenario_path=scenario),
+            run_origin(BASE_YEAR, 3, targets, scenario_path=scenario, data_dir=corrupted),
+            corrupted)
 
 
 @pytest.mark.slow  # a whole calibration / backtest / reconciliation
