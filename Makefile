@@ -42,12 +42,18 @@ outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
 	$(ONE_THREAD) $(PY) -m sim compare $(OUTPUTS) --out outputs \
 		$(addprefix --sensitivity ,$(SENSITIVITY)) $(addprefix --sweep ,$(SWEEP_SUMMARIES))
 
-test: $(STAMP)
-	$(ONE_THREAD) $(PY) -m pytest
+# Tests in tiers (tests/conftest.py marks them by folder; README "Tests").  Two xdist
+# workers, each running DES replicates in one process (CICSIM_WORKERS=1).
+TEST_WORKERS ?= 2
+PYTEST = $(ONE_THREAD) CICSIM_WORKERS=1 $(PY) -m pytest -n $(TEST_WORKERS)
 
-# The inner loop: everything but the statistical DES tests and tests marked slow.
+# Everything (what CI runs): unit, verification, properties, statistical, slow.
+test: $(STAMP)
+	$(PYTEST) --durations=15
+
+# The inner loop: unit + verification + properties, minus tests marked slow.
 test-fast: $(STAMP)
-	$(ONE_THREAD) $(PY) -m pytest -q -x -m "not slow" --ignore=tests/statistical
+	$(PYTEST) -q -x -m "not slow" tests/unit tests/verification tests/properties
 
 bench: $(STAMP)
 	$(ONE_THREAD) $(PY) benchmarks/run.py

@@ -9,23 +9,22 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fixtures import small_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.estimation.estimate import estimate_parameters
 from sim.model.parameters import ModelParameters
 from sim.model.rates import ROUTE_TREND_KEYS, effective_years, year_rates
 from sim.model.spec import ENTRY_BAND_TREND_KEYS
-from sim.scenarios.loader import load_scenario
 
 YEARS = range(2022, 2033)
 
 
 @pytest.fixture(scope="module")
 def estimated() -> tuple[ModelParameters, dict[str, Any]]:
-    scenario = load_scenario("scenarios/uncalibrated.toml")
-    config = scenario.config
-    return estimate_parameters(config), config
+    """The in-code model (tests/fixtures.py): these are properties of the rates, not of
+    the shipped data."""
+    return small_model()
 
 
 def _with(config: dict[str, Any], **trends: Any) -> dict[str, Any]:

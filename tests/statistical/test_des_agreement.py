@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,8 @@ from sim.engines.schema import build_dataset
 from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import load_scenario
+
+REPO = Path(__file__).resolve().parents[2]
 
 POPULATION_SCALE = 0.02
 REPLICATES = 200
@@ -128,14 +131,14 @@ def _overrides(*extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stockflow_baseline(baseline_params: ModelParameters) -> xr.Dataset:
-    config = load_scenario("scenarios/baseline.toml").config
+    config = load_scenario(REPO / "scenarios/baseline.toml").config
     result = stockflow.project(baseline_params, config)
     return build_dataset(result["years"], result["records"])
 
 
 @pytest.fixture(scope="module")
 def des_baseline(baseline_params: ModelParameters) -> xr.Dataset:
-    scenario = load_scenario("scenarios/baseline.toml", _overrides())
+    scenario = load_scenario(REPO / "scenarios/baseline.toml", _overrides())
     return des.run(baseline_params, scenario.config)
 
 
@@ -149,7 +152,7 @@ def test_des_mean_agrees_with_stockflow(des_baseline: xr.Dataset,
 def test_a_hazard_10_percent_off_is_rejected(baseline_params: ModelParameters,
                                              stockflow_baseline: xr.Dataset) -> None:
     """The DES with the adoption hazard x 1.1 against the unperturbed stock-flow run."""
-    scenario = load_scenario("scenarios/baseline.toml",
+    scenario = load_scenario(REPO / "scenarios/baseline.toml",
                              _overrides("rates.adoption_multiplier=1.1"))
     agreement = compare(des.run(baseline_params, scenario.config), stockflow_baseline)
     assert not agreement.accepted, agreement.report()
@@ -168,7 +171,7 @@ def test_children_followed_for_family_help_keep_the_pool_hazards(
     unused clock carries over, and the mean must still be the stock-flow trajectory.
     Slow (about 40 s on 2 cores): children in the followed pool are handled one at a
     time."""
-    scenario = load_scenario("scenarios/baseline.toml", [
+    scenario = load_scenario(REPO / "scenarios/baseline.toml", [
         "run.population_scale=0.005", "run.replicates=100",
         "capacity.family_help_places=10000000", "capacity.family_help_entry_effect=0.0",
         "capacity.family_help_referral_share=0.5"])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,8 @@ import pytest
 from sim.engines import des
 from sim.estimation.estimate import estimate_parameters
 from sim.scenarios.loader import load_scenario
+
+REPO = Path(__file__).resolve().parents[2]
 
 POPULATION_SCALE = 0.01
 REPLICATES = 20
@@ -81,7 +84,7 @@ def _statistics(replicate: int) -> dict[str, float]:
 def statistics() -> dict[str, np.ndarray]:
     # uncalibrated.toml: the calibrated layer adds route-specific trends, which would
     # also have to be zeroed for stationarity
-    scenario = load_scenario("scenarios/uncalibrated.toml", [
+    scenario = load_scenario(REPO / "scenarios/uncalibrated.toml", [
         f"run.population_scale={POPULATION_SCALE}", f"run.end_year={LAST_YEAR}",
         "trends.entry_trend_per_year=0.0", "trends.exit_trend_per_year=0.0"])
     # trends are parameters (estimated unless set), so estimate for this scenario; with

@@ -16,6 +16,7 @@ about 1e-3 for the whole test; the seed is fixed, so the test is deterministic).
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import Scenario, load_scenario
 
+REPO = Path(__file__).resolve().parents[2]
+
 CHILDREN = 400_000
 MONTHS = 24
 Z_LIMIT = 4.0
@@ -33,7 +36,7 @@ L = spec.LAYOUT
 
 @pytest.fixture(scope="module")
 def no_reentry(baseline_scenario: Scenario) -> Scenario:
-    return load_scenario("scenarios/baseline.toml", ["rates.reentry_multiplier=0"])
+    return load_scenario(REPO / "scenarios/baseline.toml", ["rates.reentry_multiplier=0"])
 
 
 def _reference(model: des.CompiledModel, row: int, stage: int) -> dict[str, np.ndarray]:

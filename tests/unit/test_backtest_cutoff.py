@@ -81,10 +81,13 @@ def backtests(tmp_path_factory: pytest.TempPathFactory) -> tuple[OriginResult,
                                                                   OriginResult, Path]:
     corrupted = corrupted_copy(tmp_path_factory.mktemp("cutoff"), BASE_YEAR)
     targets = load_targets()
-    return (run_origin(BASE_YEAR, 3, targets), run_origin(BASE_YEAR, 3, targets,
-                                                          data_dir=corrupted), corrupted)
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "uncalibrated.toml"
+    return (run_origin(BASE_YEAR, 3, targets, scenario_path=scenario),
+            run_origin(BASE_YEAR, 3, targets, scenario_path=scenario, data_dir=corrupted),
+            corrupted)
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_corruption_is_visible_to_a_reader_of_later_years(
         backtests: tuple[OriginResult, OriginResult, Path]) -> None:
     corrupted = backtests[2]
@@ -93,6 +96,7 @@ def test_corruption_is_visible_to_a_reader_of_later_years(
     assert load_observed(BASE_YEAR, corrupted).series == load_observed(BASE_YEAR).series
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_nothing_after_the_origin_is_read_by_any_method(
         backtests: tuple[OriginResult, OriginResult, Path]) -> None:
     clean, dirty, _ = backtests
@@ -110,6 +114,7 @@ def test_nothing_after_the_origin_is_read_by_any_method(
     assert [r["error_pct"] for r in clean.rows()] != [r["error_pct"] for r in dirty.rows()]
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_rows_and_report(backtests: tuple[OriginResult, OriginResult, Path],
                          tmp_path: Path) -> None:
     clean = backtests[0]
@@ -130,8 +135,8 @@ def test_rows_and_report(backtests: tuple[OriginResult, OriginResult, Path],
         assert paths[png].read_bytes()[:4] == b"\x89PNG"
     layer = write_forecast_layer(paths["rows"], paths["default"], 3, [BASE_YEAR],
                                  tmp_path / "forecast.toml", {},
-                                 extends=str(Path("scenarios/layers/calibrated.toml")
-                                             .resolve()))
+                                 extends=str(Path(__file__).resolve().parents[2]
+                                             / "scenarios/layers/calibrated.toml"))
     scenario = load_scenario(layer)  # a valid scenario (extends the calibrated layer)
     assert scenario.config["bands"]["looked_after_log_sd"]
 

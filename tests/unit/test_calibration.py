@@ -39,6 +39,7 @@ def history_fit() -> CalibrationResult:
     return calibrate(REPO / "scenarios/uncalibrated.toml", DEFAULT_TARGETS)
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_history_fit_meets_the_acceptance_criteria(history_fit: CalibrationResult) -> None:
     mape = {e.target.name: e.mape() for e in history_fit.evaluations}
     assert mape["stock"] <= 1.0
@@ -49,6 +50,7 @@ def test_history_fit_meets_the_acceptance_criteria(history_fit: CalibrationResul
     assert stock.years == list(range(2013, 2023))
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_free_parameters_and_carry_forward(history_fit: CalibrationResult) -> None:
     values = dict(zip(history_fit.names, history_fit.values, strict=True))
     carried = history_fit.carried
@@ -61,6 +63,7 @@ def test_free_parameters_and_carry_forward(history_fit: CalibrationResult) -> No
     assert np.all(history_fit.standard_errors > 0)
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_layer_reproduces_the_calibrated_projection(history_fit: CalibrationResult,
                                                     tmp_path: Path) -> None:
     layer, uncertainty = write_layer(history_fit, tmp_path / "layer" / "calibrated.toml")
@@ -76,6 +79,7 @@ def test_layer_reproduces_the_calibrated_projection(history_fit: CalibrationResu
             history_fit.projected("looked_after", year), rel=1e-12)
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_sampled_parameter_sets(history_fit: CalibrationResult, tmp_path: Path) -> None:
     _, path = write_layer(history_fit, tmp_path / "calibrated.toml")
     first = sample_parameter_sets(400, seed=7, path=path)
@@ -126,6 +130,7 @@ def test_observed_value_takes_the_first_complete_alternative() -> None:
     assert observed_value(observed, alternatives, 2016) is None
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_report_files(history_fit: CalibrationResult, tmp_path: Path) -> None:
     paths = write_report(history_fit, tmp_path)
     report = paths["report"].read_text(encoding="utf-8")
@@ -168,6 +173,7 @@ def test_bounds_must_be_ordered(tmp_path: Path) -> None:
         CalibrationProblem(load_scenario(REPO / "scenarios/uncalibrated.toml"), load_targets(path))
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_layer_needs_a_scenario_file(history_fit: CalibrationResult, tmp_path: Path) -> None:
     original = history_fit.problem.scenario
     history_fit.problem.scenario = load_scenario(None)  # code defaults: no file to extend
@@ -224,6 +230,7 @@ def test_uasc_arrivals_by_year(baseline_params: ModelParameters) -> None:
     assert load_scenario(None).get("uasc.arrivals_by_year") == {}
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_layer_from_an_earlier_base_year_sets_it(tmp_path: Path) -> None:
     result = calibrate(REPO / "scenarios/uncalibrated.toml", DEFAULT_TARGETS, base_year=2018)
     layer, _ = write_layer(result, tmp_path / "calibrated_2018.toml")

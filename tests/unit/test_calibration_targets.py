@@ -146,8 +146,9 @@ def test_targets_file_not_utf8(tmp_path: Path) -> None:
 def test_bad_targets_file_exits_2_with_one_line(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, TARGET + 'loss = "cauchy"\n')
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "uncalibrated.toml"
     assert main(["calibrate", "--targets", str(path), "--out", str(tmp_path / "c.toml"),
-                 "--report-dir", str(tmp_path)]) == 2
+                 "--scenario", str(scenario), "--report-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "targets.stock.loss" in err
     assert not (tmp_path / "c.toml").exists()

@@ -22,13 +22,15 @@ from sim.results.summary import QUANTILES, quantile_bands, write_quantiles
 from sim.run import run_to_file
 from sim.scenarios.loader import Scenario, load_scenario
 
+REPO = Path(__file__).resolve().parents[2]
+
 SMALL = ["run.population_scale=0.01", "run.end_year=2026", "run.replicates=2"]
 CAPACITY_VARIABLES = {"foster_waiting", "foster_wait_months", "family_help_waiting",
                       "family_help_wait_months"}
 
 
 def scenario(*overrides: str) -> Scenario:
-    return load_scenario("scenarios/baseline.toml", [*SMALL, *overrides])
+    return load_scenario(REPO / "scenarios/baseline.toml", [*SMALL, *overrides])
 
 
 def run_des(params: ModelParameters, *overrides: str, workers: int = 1) -> xr.Dataset:
@@ -302,9 +304,10 @@ def test_progress_is_reported(baseline_params: ModelParameters) -> None:
 def test_cli_runs_the_des_with_quantiles(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "small.nc"
-    code = cli_main(["run", "scenarios/baseline.toml", "--engine", "des", "--replicates",
-                     "2", "--seed", "5", "--set", "run.population_scale=0.005", "--set",
-                     "run.end_year=2024", "--out", str(out), "--quantiles"])
+    code = cli_main(["run", str(REPO / "scenarios/baseline.toml"), "--engine", "des",
+                     "--replicates", "2", "--seed", "5", "--set",
+                     "run.population_scale=0.005", "--set", "run.end_year=2024",
+                     "--out", str(out), "--quantiles"])
     assert code == 0
     assert out.exists() and (tmp_path / "small_quantiles.nc").exists()
     assert (tmp_path / "small_quantiles.csv").exists()

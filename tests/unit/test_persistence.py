@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
+from test_levers import fake_params  # tests/unit is on sys.path (rootdir-less import)
 
 from sim.cli import main
 from sim.errors import InputError
@@ -20,7 +21,6 @@ from sim.results.costs import add_costs
 from sim.run import project_stockflow, simulate
 from sim.scenarios.loader import Scenario, load_scenario
 from sim.scenarios.schema import TABLE_SECTIONS
-from tests.unit.test_levers import fake_params
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "scenarios" / "baseline.toml"

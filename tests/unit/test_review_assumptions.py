@@ -131,6 +131,7 @@ def test_bad_fit_files_are_one_line_errors_naming_file_and_key(
     assert not out.exists()
 
 
+@pytest.mark.slow  # a whole calibration / backtest / reconciliation
 def test_the_reconciliation_adds_up_from_the_evidence_to_the_review_model() -> None:
     """Sequential attribution starts at the evidence model's numbers, ends exactly at
     the review-assumptions model's, and the report shows it."""

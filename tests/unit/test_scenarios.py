@@ -10,6 +10,8 @@ from sim.cli import main
 from sim.errors import InputError
 from sim.scenarios.loader import load_scenario
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
@@ -135,12 +137,12 @@ def test_cli_bad_input_exit_2_one_line_nothing_written(
 
 
 def test_cli_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", "scenarios/baseline.toml"]) == 0
+    assert main(["validate", str(REPO / "scenarios/baseline.toml")]) == 0
     assert "ok" in capsys.readouterr().out
 
 
 def test_cli_unknown_option_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "scenarios/baseline.toml", "--frobnicate"]) == 2
+    assert main(["run", str(REPO / "scenarios/baseline.toml"), "--frobnicate"]) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
 
 

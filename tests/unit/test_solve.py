@@ -249,7 +249,7 @@ def test_kept_at_home_walks_the_extends_chain_to_baseline_toml(tmp_path: Path) -
     top.write_text('extends = "middle.toml"\nname = "top"\n', encoding="utf-8")
     assert find_baseline(load_scenario(top)).resolve() == local.resolve()
     assert find_baseline(load_scenario(middle)).resolve() == local.resolve()
-    assert find_baseline(load_scenario(local)) == local  # a baseline is its own
+    assert find_baseline(load_scenario(local)).resolve() == local.resolve()  # its own
     problem = prepare(top, EFFECT, 0.0, 1.0, Target("kept_at_home", 2026, 10), SHORT)
     assert problem.baseline is not None and problem.baseline.name == "local-baseline"
     assert problem.baseline.config["run"]["end_year"] == 2026  # --set applies to it too

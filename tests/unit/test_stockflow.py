@@ -16,6 +16,8 @@ from sim.results.io import read_results
 from sim.run import project_stockflow, run_to_file
 from sim.scenarios.loader import Scenario, load_scenario
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def baseline(baseline_params: ModelParameters, baseline_scenario: Scenario) -> xr.Dataset:
@@ -43,22 +45,36 @@ def test_base_year_flows_within_5_percent_of_published(baseline: xr.Dataset) -> 
     assert float(baseline.ceased.sel(year=2022).sum()) == pytest.approx(ceased, rel=0.05)
 
 
-def test_stock_identity_every_year(baseline: xr.Dataset) -> None:
-    stock = baseline.looked_after.values
-    net = (baseline.started_every_episode - baseline.ceased.sum("reason")).values
+@pytest.fixture(scope="module")
+def small(small_model_session: tuple[ModelParameters, dict]) -> xr.Dataset:
+    """The in-code model (tests/fixtures.py): identities hold for any parameters."""
+    return project_stockflow(*small_model_session)
+
+
+@pytest.mark.parametrize("which", ["small", "baseline"])
+def test_stock_identity_every_year(which: str, request: pytest.FixtureRequest) -> None:
+    ds = request.getfixturevalue(which)
+    stock = ds.looked_after.values
+    net = (ds.started_every_episode - ds.ceased.sum("reason")).values
     np.testing.assert_allclose(stock[1:], stock[:-1] + net[1:], rtol=1e-10)
+    assert np.ptp(stock) > 1.0  # the stock moves, so the identity is not trivial
 
 
-def test_breakdowns_add_up(baseline: xr.Dataset) -> None:
-    total = baseline.looked_after
+def test_breakdowns_add_up(small: xr.Dataset) -> None:
+    total = small.looked_after
     for name in ("looked_after_by_age", "looked_after_by_placement",
-                 "looked_after_by_stage"):
-        dim = [d for d in baseline[name].dims if d != "year"][0]
-        np.testing.assert_allclose(baseline[name].sum(dim), total, rtol=1e-10)
-    np.testing.assert_allclose(baseline.started_by_age.sum("age_group"), baseline.started,
+                 "looked_after_by_stage", "looked_after_by_stream"):
+        dim = [d for d in small[name].dims if d != "year"][0]
+        np.testing.assert_allclose(small[name].sum(dim), total, rtol=1e-10)
+    np.testing.assert_allclose(small.started_by_age.sum("age_group"), small.started,
                                rtol=1e-10)
-    np.testing.assert_allclose(baseline.returned_home,
-                               baseline.ceased.sel(reason="returned_home"), rtol=1e-12)
+    np.testing.assert_allclose(small.started_by_stream.sum("stream"), small.started,
+                               rtol=1e-10)
+    np.testing.assert_allclose(small.ceased_by_stream.sum("stream"), small.ceased,
+                               rtol=1e-10)
+    np.testing.assert_allclose(small.returned_home,
+                               small.ceased.sel(reason="returned_home"), rtol=1e-12)
+    np.testing.assert_allclose(small.cin, small.cin_pool + small.looked_after, rtol=1e-12)
 
 
 def test_base_year_stock_by_age_matches_published(baseline: xr.Dataset) -> None:
@@ -76,20 +92,22 @@ def test_cin_pool_at_base_year_matches_census(baseline: xr.Dataset) -> None:
         observed.require("cin_31_march", 2022), rel=1e-9)
 
 
-def test_more_entries_more_children(baseline_params: ModelParameters) -> None:
+def test_more_entries_more_children(small_params: ModelParameters) -> None:
     """A rate multiplier moves the projection the right way (and nothing else breaks)."""
     low = load_scenario(None, ["rates.entry_multiplier=0.9"])
     high = load_scenario(None, ["rates.entry_multiplier=1.1"])
-    low_ds = project_stockflow(baseline_params, low.config)
-    high_ds = project_stockflow(baseline_params, high.config)
+    low_ds = project_stockflow(small_params, low.config)
+    high_ds = project_stockflow(small_params, high.config)
     assert float(low_ds.looked_after.sel(year=2032)) < float(
         high_ds.looked_after.sel(year=2032))
     # only entries changed: the base-year stock is the same
-    assert float(low_ds.looked_after.sel(year=2022)) == pytest.approx(82_090, abs=0.5)
+    for ds in (low_ds, high_ds):
+        assert float(ds.looked_after.sel(year=2022)) == pytest.approx(
+            small_params.looked_after_base, rel=1e-12)
 
 
 def test_run_writes_netcdf_and_csv_with_provenance(tmp_path: Path) -> None:
-    scenario = load_scenario("scenarios/baseline.toml")
+    scenario = load_scenario(REPO / "scenarios/baseline.toml")
     ds, nc_path, csv_path = run_to_file(scenario, out=tmp_path / "baseline.nc")
     again = read_results(nc_path)
     xr.testing.assert_allclose(again, ds)

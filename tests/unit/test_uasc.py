@@ -47,7 +47,7 @@ def published_or_assumed_starts(obs: Observed, year: int) -> float:
 
 
 def _config(*overrides: str) -> dict:
-    return load_scenario("scenarios/baseline.toml", list(overrides)).config
+    return load_scenario(REPO / "scenarios/baseline.toml", list(overrides)).config
 
 
 # --- the default ----------------------------------------------------------------
@@ -83,7 +83,7 @@ def test_an_assumed_year_is_named_in_the_source() -> None:
 
 def test_unknown_method_is_an_input_error() -> None:
     with pytest.raises(InputError, match="arrivals_method"):
-        load_scenario("scenarios/baseline.toml", ["uasc.arrivals_method=median"])
+        load_scenario(REPO / "scenarios/baseline.toml", ["uasc.arrivals_method=median"])
 
 
 def _corrupt_after(obs: Observed, year: int) -> Observed:
@@ -111,7 +111,7 @@ def test_default_reads_nothing_after_the_base_year(method: str) -> None:
 
 
 def _scenario_arrivals(name: str) -> float:
-    return float(load_scenario(f"scenarios/{name}.toml").config["uasc"]["arrivals_per_year"])
+    return float(load_scenario(REPO / f"scenarios/{name}.toml").config["uasc"]["arrivals_per_year"])
 
 
 def test_high_low_pair_is_the_ten_year_range() -> None:
@@ -126,7 +126,7 @@ def test_high_low_pair_is_the_ten_year_range() -> None:
 def projections() -> dict[str, xr.Dataset]:
     out = {}
     for name in ("baseline", "uasc-high", "uasc-low"):
-        config = load_scenario(f"scenarios/{name}.toml").config
+        config = load_scenario(REPO / f"scenarios/{name}.toml").config
         result = stockflow.project(estimate_parameters(config), config)
         out[name] = build_dataset(result["years"], result["records"])
     return out
@@ -176,7 +176,7 @@ def _check_streams(ds: xr.Dataset, rtol: float) -> None:
 @pytest.mark.parametrize("scenario", ["baseline", "review-full"])
 def test_stockflow_streams_sum_to_totals(scenario: str,
                                          baseline_params: ModelParameters) -> None:
-    config = load_scenario(f"scenarios/{scenario}.toml").config
+    config = load_scenario(REPO / f"scenarios/{scenario}.toml").config
     result = stockflow.project(baseline_params, config)
     _check_streams(build_dataset(result["years"], result["records"]), rtol=1e-12)
 

@@ -2,12 +2,15 @@
 
 With constant rates and ageing off, the engine must equal ``expm(Q t) x0``.  The
 expected generator is written out by hand here for a reduced chain (care stages and
-returned-home stages only), independently of ``stockflow.build_generators``.
+returned-home stages only), independently of ``stockflow.build_generators``.  The
+parameters are the in-code model (tests/fixtures.py): these are engine mechanics, not
+the shipped data.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -16,15 +19,14 @@ from sim.engines import stockflow
 from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.model.rates import YearRates, year_rates
-from sim.scenarios.loader import Scenario
 
 L = spec.LAYOUT
 
 
-def closed_rates(params: ModelParameters, scenario: Scenario) -> YearRates:
+def closed_rates(params: ModelParameters, config: dict[str, Any]) -> YearRates:
     """Base-year rates with no inflows from outside care and every (re-)entry placed in
     foster care, so one placement's care and home stages form a closed chain."""
-    rates = year_rates(params, scenario.config, 2022)
+    rates = year_rates(params, config, params.base_year)
     mix = rates.placement_mix.copy()
     mix[0] = [1.0, 0.0, 0.0, 0.0]
     return replace(rates, referral_rate=0.0, placement_mix=mix,
@@ -53,8 +55,8 @@ def hand_generator(rates: YearRates, band: int, placement: int) -> np.ndarray:
 
 
 def test_engine_matches_expm_with_constant_rates_and_no_ageing(
-        baseline_params: ModelParameters, baseline_scenario: Scenario) -> None:
-    rates = closed_rates(baseline_params, baseline_scenario)
+        small_params: ModelParameters, small_config: dict[str, Any]) -> None:
+    rates = closed_rates(small_params, small_config)
     band, placement, row = 2, 0, 80  # a 6-year-old in foster care
     x = np.zeros((spec.MAX_AGE_MONTHS, L.size))
     x[row, L.care(0, placement, 0)] = 1000.0
@@ -73,11 +75,11 @@ def test_engine_matches_expm_with_constant_rates_and_no_ageing(
 
 
 def test_full_state_matches_expm_of_generator(
-        baseline_params: ModelParameters, baseline_scenario: Scenario) -> None:
+        small_params: ModelParameters, small_config: dict[str, Any]) -> None:
     """All states at once (sources and counters included): monthly stepping composes to
     expm(Q t) exactly when nothing ages."""
-    rates = year_rates(baseline_params, baseline_scenario.config, 2022)
-    x = baseline_params.initial_state.copy()
+    rates = year_rates(small_params, small_config, small_params.base_year)
+    x = small_params.initial_state.copy()
     x0 = x.copy()
     generators = stockflow.build_generators(rates)
     total_counters = np.zeros(L.size - L.counter_start)
@@ -94,13 +96,13 @@ def test_full_state_matches_expm_of_generator(
 
 
 def test_euler_converges_to_engine_as_steps_shrink(
-        baseline_params: ModelParameters, baseline_scenario: Scenario) -> None:
+        small_params: ModelParameters, small_config: dict[str, Any]) -> None:
     """A first-order explicit scheme converges to the engine's exact step: the error
     roughly halves each time the step halves (and the engine itself does not depend
     on the number of sub-steps per month)."""
-    rates = year_rates(baseline_params, baseline_scenario.config, 2022)
+    rates = year_rates(small_params, small_config, small_params.base_year)
     generators = stockflow.build_generators(rates)
-    x0 = baseline_params.initial_state.copy()
+    x0 = small_params.initial_state.copy()
     exact = x0.copy()
     stockflow.advance_year(exact, rates, ageing=False)
     finer = x0.copy()
