@@ -17,6 +17,7 @@ once per test session (per xdist worker).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ TIERS = ("unit", "verification", "properties", "statistical")
 # already fill the machine, and a pool per test would oversubscribe it.  Tests that are
 # about the worker count pass ``workers=`` explicitly.
 os.environ.setdefault("CICSIM_WORKERS", "1")
+# The parameter cache (sim/estimation/cache.py) of tests lives in the temp folder, not
+# the user's cache; xdist workers share it (writes are atomic).
+os.environ.setdefault("CICSIM_CACHE_DIR", str(Path(tempfile.gettempdir())
+                                              / "cicsim-test-parameter-cache"))
 
 # Property tests are reproducible: the same examples on every run and every machine, no
 # example database shared between xdist workers.  HYPOTHESIS_PROFILE=explore draws new
