@@ -171,26 +171,52 @@ def _expm_series(x: Array) -> Array:
     return _polynomial(x, [1.0 / math.factorial(n) for n in range(order + 1)])
 
 
+# The state block is block-diagonal: non-UASC (pool, care stages, home) and UASC care
+# stages never exchange children (checked against the compiled scatter below), so the
+# UASC care block of expm(A dt) *is* the UASC part of the deviation's propagator, and
+# only the non-UASC care block needs a series of its own.
+_U_IN_STATE = slice(T_IN_STATE.start + N_K, T_IN_STATE.stop)
+_N_T_IN_STATE = slice(T_IN_STATE.start, T_IN_STATE.start + N_K)
+
+
+def _check_uasc_block() -> None:
+    smap = fc.REDUCED_SCATTER
+    within = smap.target % (R.size * R.size)
+    src, tgt = within // R.size, within % R.size
+    uasc = np.arange(R.care(1, 0, 0), R.care(1, 0, N_K - 1) + 1)
+    state = np.arange(STATE.start, STATE.stop)
+    crossing = np.isin(src, state) & np.isin(tgt, state) & (
+        np.isin(src, uasc) != np.isin(tgt, uasc))
+    assert N_G == 2 and not crossing.any(), "UASC care must be its own block of the state"
+
+
+_check_uasc_block()
+
+
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     """The blocks of ``expm(g dt)`` the monthly step needs, for generators ``g`` of
     shape (..., S, S) in the reduced layout, plus ``dd = expm(A_TT dt)`` for the
-    placement deviation."""
+    placement deviation as (..., streams, stages, stages) diagonal blocks (streams
+    never exchange children)."""
     a = g[..., STATE, STATE] * dt
     s_t, s_c = g[..., SRC, STATE], g[..., SRC, CTR]
     rates_to_counters = g[..., STATE, CTR]
-    tt = a[..., T_IN_STATE, T_IN_STATE]
+    dd = np.empty((*g.shape[:-2], N_G, N_K, N_K))
     try:
         e, p1, p2 = _phi_series(a)
-        dd = _expm_series(tt)
+        dd[..., 0, :, :] = _expm_series(a[..., _N_T_IN_STATE, _N_T_IN_STATE])
+        dd[..., 1, :, :] = e[..., _U_IN_STATE, _U_IN_STATE]
         return {"ett": e, "src_t": dt * (s_t @ p1),
                 "t_ctr": dt * (p1 @ rates_to_counters),
                 "src_ctr": dt * s_c + dt * dt * (s_t @ p2 @ rates_to_counters),
                 "dd": dd}
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
+        for stream, block in enumerate((_N_T_IN_STATE, _U_IN_STATE)):
+            dd[..., stream, :, :] = scipy.linalg.expm(a[..., block, block])
         return {"ett": full[..., STATE, STATE], "src_t": full[..., SRC, STATE],
                 "t_ctr": full[..., STATE, CTR], "src_ctr": full[..., SRC, CTR],
-                "dd": np.asarray(scipy.linalg.expm(tt))}
+                "dd": dd}
 
 
 def _weights(mix: Array) -> Array:
@@ -201,7 +227,7 @@ def _weights(mix: Array) -> Array:
 
 def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
     """Dense state (216, LAYOUT.size) -> (sources (216, 2), state (216, 16),
-    deviation (216, placements, streams x stages)) relative to weights of ``mix``."""
+    deviation (streams, 216, placements, stages)) relative to weights of ``mix``."""
     care = x[:, _DL.care_start:_DL.home_start].reshape(N_AGE, N_G, N_P, N_K)
     total = care.sum(axis=2)
     w = _weights(mix)
@@ -209,16 +235,15 @@ def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
     state = np.concatenate([x[:, [_DL.cin_pool]], total.reshape(N_AGE, N_T),
                             x[:, _DL.home_start:_DL.counter_start]], axis=1)
     sources = x[:, [_DL.population, _DL.uasc_source]]
-    return sources, state, deviation.transpose(0, 2, 1, 3).reshape(N_AGE, N_P, N_T)
+    return sources, state, np.ascontiguousarray(deviation.transpose(1, 0, 2, 3))
 
 
 def _care_stock(state: Array, deviation: Array, w: Array) -> Array:
     """(B, bands, streams, placements, stages) from the reduced state."""
     total = np.add.reduceat(state[..., T_IN_STATE], BAND_STARTS, axis=1)
-    dev = np.add.reduceat(deviation, BAND_STARTS, axis=1)  # (B, bands, P, T)
+    dev = np.add.reduceat(deviation, BAND_STARTS, axis=2)  # (B, G, bands, P, K)
     total = total.reshape(*total.shape[:2], N_G, N_K)
-    dev = dev.reshape(*dev.shape[:3], N_G, N_K).transpose(0, 1, 3, 2, 4)
-    return w[:, None, :, :, None] * total[:, :, :, None, :] + dev
+    return w[:, None, :, :, None] * total[:, :, :, None, :] + dev.transpose(0, 2, 1, 3, 4)
 
 
 # Years of age whose cohorts cross an age-band edge during a year (the deviation's
@@ -228,15 +253,17 @@ _CROSSES = np.flatnonzero(BAND_OF_YEAR[:-1] != BAND_OF_YEAR[1:])
 
 
 def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
-    """Yearly propagators of the placement deviation from its monthly ``dd`` (..., bands,
-    T, T): ``dd^12`` per band, and for each band edge and month offset ``k`` of a
-    crossing cohort ``dd[b1]^(12-k) dd[b2]^k`` (..., edges, 12, T, T)."""
-    powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_T, N_T))  # (..., bands, 13, T, T)
-    powers[..., 0, :, :] = np.eye(N_T)
+    """Yearly propagators of the placement deviation from its monthly ``dd`` (...,
+    bands, streams, K, K), per stream (5 x 5 blocks: streams never mix): ``dd^12``
+    (..., streams, bands, K, K), and for each band edge and month offset ``k`` of a
+    crossing cohort ``dd[b1]^(12-k) dd[b2]^k`` (..., streams, edges, 12, K, K)."""
+    dd = np.swapaxes(dd, -3, -4)  # (..., streams, bands, K, K)
+    powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_K, N_K))  # (..., G, bands, 13, K, K)
+    powers[..., 0, :, :] = np.eye(N_K)
     powers[..., 1, :, :] = dd
     for k in range(2, MONTHS + 1):
         np.matmul(powers[..., k - 1, :, :], dd, out=powers[..., k, :, :])
-    cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_T, N_T))
+    cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_K, N_K))
     for e, y in enumerate(_CROSSES):
         b1, b2 = BAND_OF_YEAR[y], BAND_OF_YEAR[y + 1]
         np.matmul(powers[..., b1, MONTHS:0:-1, :, :], powers[..., b2, :MONTHS, :, :],
@@ -335,16 +362,16 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         i = j - 1
         # 1 April: the deviation absorbs the change of mix, then a year of it at once
         if mix_changes[i]:  # (adding a zero change would leave d as it is)
-            change = (w_all[:, i] - w_all[:, j]).transpose(0, 2, 1)  # (b, P, G)
-            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, 1, N_G, N_K)
-            d = d + (change[:, None, :, :, None] * t_now).reshape(n, N_AGE, N_P, N_T)
-        d18 = d.reshape(n, N_YEARS_OF_AGE, MONTHS * N_P, N_T)
+            change = w_all[:, i] - w_all[:, j]  # (b, G, P)
+            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, N_G, N_K).transpose(0, 2, 1, 3)
+            d = d + change[:, :, None, :, None] * t_now[:, :, :, None, :]
+        d18 = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K)
         d_new = np.zeros_like(d18)
-        d_new[:, _STAYS + 1] = d18[:, _STAYS] @ d_full[:, i][:, BAND_OF_YEAR[_STAYS]]
-        d_new[:, _CROSSES + 1] = (
-            d18[:, _CROSSES].reshape(n, len(_CROSSES), MONTHS, N_P, N_T) @ d_cross[:, i]
-        ).reshape(n, len(_CROSSES), MONTHS * N_P, N_T)
-        d = d_new.reshape(n, N_AGE, N_P, N_T)
+        d_new[:, :, _STAYS + 1] = d18[:, :, _STAYS] @ d_full[:, i][:, :, BAND_OF_YEAR[_STAYS]]
+        d_new[:, :, _CROSSES + 1] = (
+            d18[:, :, _CROSSES].reshape(n, N_G, len(_CROSSES), MONTHS, N_P, N_K)
+            @ d_cross[:, i]).reshape(n, N_G, len(_CROSSES), MONTHS * N_P, N_K)
+        d = d_new.reshape(n, N_G, N_AGE, N_P, N_K)
 
         s_cur = sources[:, j]
         src_t = m["src_t"][:, i][:, BAND_OF_YEAR]  # (b, 18, 2, T)
