@@ -250,6 +250,10 @@ def _care_stock(state: Array, deviation: Array, w: Array) -> Array:
 # yearly propagator then mixes two bands' powers) and those that stay in one band.
 _STAYS = np.flatnonzero(BAND_OF_YEAR[:-1] == BAND_OF_YEAR[1:])
 _CROSSES = np.flatnonzero(BAND_OF_YEAR[:-1] != BAND_OF_YEAR[1:])
+# The staying years as contiguous runs (band, first, stop): one product per run, written
+# straight into its place, instead of gathering and scattering rows.
+_STAY_RUNS = tuple((int(BAND_OF_YEAR[ys[0]]), int(ys[0]), int(ys[-1]) + 1)
+                   for ys in np.split(_STAYS, np.flatnonzero(np.diff(_STAYS) > 1) + 1))
 
 
 def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
@@ -341,7 +345,8 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     top = MONTHS * n_steps
     z = np.empty((n, top + N_AGE, N_STATE))
     z[:, top:] = x0
-    x, d, s_prev = z[:, top:], d0, s0
+    x, d, s_prev = z[:, top:], d0.copy(), s0
+    d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
 
     def close(j: int, w: Array) -> None:
         care[:, j] = _care_stock(x, d, w)
@@ -364,14 +369,17 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         if mix_changes[i]:  # (adding a zero change would leave d as it is)
             change = w_all[:, i] - w_all[:, j]  # (b, G, P)
             t_now = x[..., T_IN_STATE].reshape(n, N_AGE, N_G, N_K).transpose(0, 2, 1, 3)
-            d = d + change[:, :, None, :, None] * t_now[:, :, :, None, :]
+            d += change[:, :, None, :, None] * t_now[:, :, :, None, :]
         d18 = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K)
-        d_new = np.zeros_like(d18)
-        d_new[:, :, _STAYS + 1] = d18[:, :, _STAYS] @ d_full[:, i][:, :, BAND_OF_YEAR[_STAYS]]
-        d_new[:, :, _CROSSES + 1] = (
-            d18[:, :, _CROSSES].reshape(n, N_G, len(_CROSSES), MONTHS, N_P, N_K)
-            @ d_cross[:, i]).reshape(n, N_G, len(_CROSSES), MONTHS * N_P, N_K)
-        d = d_new.reshape(n, N_G, N_AGE, N_P, N_K)
+        d_next[:, :, 0] = 0.0  # the newborn cohorts
+        for b, lo, hi in _STAY_RUNS:
+            np.matmul(d18[:, :, lo:hi], d_full[:, i, :, b, None],
+                      out=d_next[:, :, lo + 1:hi + 1])
+        by_month = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
+        next_by_month = d_next.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
+        for e, y in enumerate(_CROSSES):
+            np.matmul(by_month[:, :, y], d_cross[:, i, :, e], out=next_by_month[:, :, y + 1])
+        d, d_next = d_next.reshape(d.shape), d18.reshape(d18.shape)
 
         s_cur = sources[:, j]
         src_t = m["src_t"][:, i][:, BAND_OF_YEAR]  # (b, 18, 2, T)
