@@ -238,14 +238,6 @@ def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
     return sources, state, np.ascontiguousarray(deviation.transpose(1, 0, 2, 3))
 
 
-def _care_stock(state: Array, deviation: Array, w: Array) -> Array:
-    """(B, bands, streams, placements, stages) from the reduced state."""
-    total = np.add.reduceat(state[..., T_IN_STATE], BAND_STARTS, axis=1)
-    dev = np.add.reduceat(deviation, BAND_STARTS, axis=2)  # (B, G, bands, P, K)
-    total = total.reshape(*total.shape[:2], N_G, N_K)
-    return w[:, None, :, :, None] * total[:, :, :, None, :] + dev.transpose(0, 2, 1, 3, 4)
-
-
 # Years of age whose cohorts cross an age-band edge during a year (the deviation's
 # yearly propagator then mixes two bands' powers) and those that stay in one band.
 _STAYS = np.flatnonzero(BAND_OF_YEAR[:-1] == BAND_OF_YEAR[1:])
@@ -336,29 +328,29 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     birth_rows = np.zeros((n, n_years, N_STATE))
     birth_rows[..., _BIRTH_COLUMN] = (
         entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1))
-    care = np.empty((n, n_years, len(spec.AGE_BANDS), N_G, N_P, N_K))
-    counters = np.empty((n, n_years, len(spec.AGE_BANDS), len(spec.COUNTERS)))
-    turned = np.empty((n, n_years, N_G))
-    home, pool = np.empty((n, n_years)), np.empty((n, n_years))
+    n_bands = len(spec.AGE_BANDS)
+    # per-year raw band sums, reduced to the record's totals once at the end
+    x_band = np.empty((n, n_years, n_bands, N_STATE))  # state on 31 March
+    d_band = np.empty((n, n_years, N_G, n_bands, N_P, N_K))  # deviation on 31 March
+    x_sum_band = np.empty((n, n_steps, n_bands, N_STATE))  # sum of the monthly states
+    # the affine source terms of every year at once: month 0 uses last year's sources
+    src_t = m["src_t"][:, :, BAND_OF_YEAR]  # (b, steps, 18, 2, T)
+    # (the first year's "last year" is the initial state's own sources, not the base
+    # year's rates)
+    s_prev = np.concatenate([s0[:, None], sources[:, 1:-1]], axis=1)  # (b, steps, 216, 2)
+    shape = (n, n_steps, N_YEARS_OF_AGE, MONTHS, 2)
+    affine_cur = (sources[:, 1:].reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
+    affine_prev = (s_prev.reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
 
     # cohort storage: month i's state by age is the window z[:, top - i : top - i + 216]
     top = MONTHS * n_steps
     z = np.empty((n, top + N_AGE, N_STATE))
     z[:, top:] = x0
-    x, d, s_prev = z[:, top:], d0.copy(), s0
+    x, d = z[:, top:], d0.copy()
     d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
-
-    def close(j: int, w: Array) -> None:
-        care[:, j] = _care_stock(x, d, w)
-        home[:, j] = x[..., T_IN_STATE.stop:].sum(axis=(1, 2))
-        pool[:, j] = x[..., 0].sum(axis=1)
-
-    full = np.concatenate([s0, x0], axis=-1)
-    counters[:, 0] = (_band_sum(full)[:, :, None, :]
-                      @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
-    counters[:, 0, 0, _BIRTH_COUNTER] = entering[:, 0] * MONTHS
-    turned[:, 0] = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
-    close(0, w_all[:, 0])
+    turned0 = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
+    x_band[:, 0] = _band_sum(x)
+    d_band[:, 0] = np.add.reduceat(d, BAND_STARTS, axis=2)
     tmp = np.empty((n, N_AGE, N_STATE))
     tmp18 = tmp.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE)
     bandwise = n >= BANDWISE_FROM
@@ -380,16 +372,12 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         for e, y in enumerate(_CROSSES):
             np.matmul(by_month[:, :, y], d_cross[:, i, :, e], out=next_by_month[:, :, y + 1])
         d, d_next = d_next.reshape(d.shape), d18.reshape(d18.shape)
+        d_band[:, j] = np.add.reduceat(d, BAND_STARTS, axis=2)
 
-        s_cur = sources[:, j]
-        src_t = m["src_t"][:, i][:, BAND_OF_YEAR]  # (b, 18, 2, T)
-        affine_prev = (s_prev.reshape(n, N_YEARS_OF_AGE, MONTHS, 2) @ src_t).reshape(
-            n, N_AGE, N_STATE)
-        affine_cur = (s_cur.reshape(n, N_YEARS_OF_AGE, MONTHS, 2) @ src_t).reshape(
-            n, N_AGE, N_STATE)
         ett = m["ett"][:, i]
         ett18 = ett[:, BAND_OF_YEAR]
         birth = birth_rows[:, j]
+        cur, prev = affine_cur[:, i], affine_prev[:, i]
         x_sum = np.zeros((n, N_AGE, N_STATE))
         w0 = top - MONTHS * i
         for month in range(MONTHS):
@@ -401,20 +389,34 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
                     np.matmul(x[:, lo:hi], ett[:, b], out=tmp[:, lo:hi])
             else:
                 np.matmul(x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE), ett18, out=tmp18)
-            np.add(tmp, affine_cur if month else affine_prev, out=x)
+            np.add(tmp, cur if month else prev, out=x)
             z[:, at - 1] = birth
-        # the cohorts that turned 18 sit untouched just past the final window
-        turned[:, j] = z[:, w0 + N_AGE - MONTHS:w0 + N_AGE, T_IN_STATE].sum(axis=1).reshape(
-            n, N_G, N_K).sum(-1)
         x = z[:, w0 - MONTHS:w0 - MONTHS + N_AGE]
-        s_sum = s_prev + (MONTHS - 1) * s_cur
-        counters[:, j] = (_band_sum(x_sum)[:, :, None, :] @ m["t_ctr"][:, i]
-                          + _band_sum(s_sum)[:, :, None, :] @ m["src_ctr"][:, i])[:, :, 0]
-        counters[:, j, 0, _BIRTH_COUNTER] += MONTHS * entering[:, j]
-        s_prev = s_cur
-        close(j, w_all[:, j])
+        x_sum_band[:, i] = _band_sum(x_sum)
+        x_band[:, j] = _band_sum(x)
         if on_year is not None:
             on_year(j, n_years - 1)
+
+    # the cohorts that turned 18 in year j sit untouched just past its final window,
+    # z[:, top - 12 (j - 1) + 204 : top - 12 (j - 1) + 216]: one reduction for all years
+    exited = z[:, MONTHS + N_AGE - MONTHS:top + N_AGE, T_IN_STATE]
+    exited = exited.reshape(n, n_steps, MONTHS, N_G, N_K).sum(axis=(2, 4))
+    turned = np.concatenate([turned0[:, None], exited[:, ::-1]], axis=1)
+    counters = np.empty((n, n_years, n_bands, len(spec.COUNTERS)))
+    full = np.concatenate([s0, x0], axis=-1)
+    counters[:, 0] = (_band_sum(full)[:, :, None, :]
+                      @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
+    s_sum = s_prev + (MONTHS - 1) * sources[:, 1:]  # (b, steps, 216, 2)
+    s_sum_band = np.add.reduceat(s_sum, BAND_STARTS, axis=2)
+    counters[:, 1:] = (x_sum_band[..., None, :] @ m["t_ctr"]
+                       + s_sum_band[..., None, :] @ m["src_ctr"])[..., 0, :]
+    counters[:, 0, 0, _BIRTH_COUNTER] = MONTHS * entering[:, 0]
+    counters[:, 1:, 0, _BIRTH_COUNTER] += MONTHS * entering[:, 1:]
+    total = x_band[..., T_IN_STATE].reshape(n, n_years, n_bands, N_G, N_K)
+    care = (w_all[:, :, None, :, :, None] * total[:, :, :, :, None, :]
+            + d_band.transpose(0, 1, 3, 2, 4, 5))
+    home = x_band[..., T_IN_STATE.stop:].sum(axis=(2, 3))
+    pool = x_band[..., 0].sum(axis=2)
     return care, counters, turned, home, pool
 
 
