@@ -306,37 +306,6 @@ def _initial(params_seq: Sequence[ModelParameters], mix: Array) -> tuple[Array, 
     return tuple(np.stack(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
-# Years of age by band (first year, stop) and, for the second part of a cohort's year,
-# the years of age whose *next* year lies in each band.
-_YEAR_RUNS = tuple((b, s // MONTHS, e // MONTHS) for b, (_, s, e) in enumerate(spec.AGE_BANDS))
-_NEXT_RUNS = tuple((b, max(0, lo - 1), hi - 1) for b, lo, hi in _YEAR_RUNS if hi > 1)
-_YEAR_STARTS = np.array([lo for _, lo, _ in _YEAR_RUNS])
-_NEXT_STARTS = np.array([lo for _, lo, _ in _NEXT_RUNS])
-_AUG = N_STATE + 2  # state + the two sources
-_WIDE = _AUG + N_STATE  # [state | 0 0 | sum of states]
-
-
-def _year_matrices(k: Array, ett: Array, src_t: Array, g: Array) -> None:
-    """Fill ``k`` (b, bands, 12, 18, 34) with, for ``n = 0..11`` months,
-    ``[[P^n, 0, S_n], [src_t S_n, 0, src_t T_n]]`` where ``P = E[state]``,
-    ``S_n = sum_{t<n} P^t`` and ``T_n = sum_{t<n} S_t``: a row ``[x, s]`` times it gives
-    the state after ``n`` months from ``x`` with sources ``s`` held constant, then
-    ``[..., 0, 0]``, then the sum of the ``n`` monthly states before each step (what the
-    counters integrate).  ``k[..., 0, :16, :16] = I`` and the zero blocks are preset.
-    Powers by doubling (4 products for 11 powers); ``g`` is scratch (b, bands, 11, 2, 16)."""
-    p = k[..., :N_STATE, :N_STATE]
-    p[:, :, 1] = ett
-    np.matmul(p[:, :, 1:2], p[:, :, 1:2], out=p[:, :, 2:3])
-    np.matmul(p[:, :, 1:3], p[:, :, 2:3], out=p[:, :, 3:5])
-    np.matmul(p[:, :, 1:5], p[:, :, 4:5], out=p[:, :, 5:9])
-    np.matmul(p[:, :, 1:4], p[:, :, 8:9], out=p[:, :, 9:12])
-    np.cumsum(p[:, :, :11], axis=2, out=k[:, :, 1:, :N_STATE, _AUG:])
-    np.matmul(src_t[:, :, None], p[:, :, :11], out=g)
-    np.cumsum(g, axis=2, out=k[:, :, 1:, N_STATE:_AUG, :N_STATE])
-    np.cumsum(k[:, :, :11, N_STATE:_AUG, :N_STATE], axis=2,
-              out=k[:, :, 1:, N_STATE:_AUG, _AUG:])
-
-
 # At or above this many runs the monthly step is one matmul per band (fewer, larger
 # products); below it one matmul over (18 years of age x 12 months) rows (fewest calls).
 BANDWISE_FROM = 16
@@ -370,25 +339,20 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     # year's rates)
     s_prev = np.concatenate([s0[:, None], sources[:, 1:-1]], axis=1)  # (b, steps, 216, 2)
     shape = (n, n_steps, N_YEARS_OF_AGE, MONTHS, 2)
+    affine_cur = (sources[:, 1:].reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
     affine_prev = (s_prev.reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
 
-    x = np.array(x0)  # (b, 216, 16): the state on 31 March
-    d = d0.copy()
+    # cohort storage: month i's state by age is the window z[:, top - i : top - i + 216]
+    top = MONTHS * n_steps
+    z = np.empty((n, top + N_AGE, N_STATE))
+    z[:, top:] = x0
+    x, d = z[:, top:], d0.copy()
     d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
-    turned = np.empty((n, n_years, N_G))
-    turned[:, 0] = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
+    turned0 = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
     x_band[:, 0] = _band_sum(x)
     d_band[:, 0] = np.add.reduceat(d, BAND_STARTS, axis=2)
     tmp = np.empty((n, N_AGE, N_STATE))
     tmp18 = tmp.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE)
-    k = np.zeros((n, n_bands, MONTHS, _AUG, _WIDE))
-    k[:, :, 0, :N_STATE, :N_STATE] = np.eye(N_STATE)
-    g_scratch = np.empty((n, n_bands, MONTHS - 1, 2, N_STATE))
-    u = np.empty((n, MONTHS, N_YEARS_OF_AGE, _AUG))  # (b, month offset m, year of age, .)
-    v = np.empty((n, MONTHS, N_YEARS_OF_AGE, _WIDE))
-    f = np.empty((n, MONTHS, N_YEARS_OF_AGE - 1, _WIDE))
-    newborn = np.empty((n, MONTHS, 1, _WIDE))
-    born = np.empty((n, 1, 1, _AUG))
     bandwise = n >= BANDWISE_FROM
     mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
     for j in range(1, n_years):
@@ -410,45 +374,34 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         d, d_next = d_next.reshape(d.shape), d18.reshape(d18.shape)
         d_band[:, j] = np.add.reduceat(d, BAND_STARTS, axis=2)
 
-        # Month 0 (last year's sources) as a step of every row; then each cohort's
-        # remaining 11 months in closed form.  The cohort in row 12 y + m spends
-        # 11 - m more months at age y and m at age y + 1, where it ends the year in
-        # row 12 (y + 1) + m; its sources are constant within each part.
         ett = m["ett"][:, i]
-        if bandwise:
-            for b, (lo, hi) in enumerate(BAND_ROWS):
-                np.matmul(x[:, lo:hi], ett[:, b], out=tmp[:, lo:hi])
-        else:
-            np.matmul(x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE), ett[:, BAND_OF_YEAR],
-                      out=tmp18)
-        tmp += affine_prev[:, i]
-        x_sum = _band_sum(x)  # month 0's states
-        _year_matrices(k, ett, m["src_t"][:, i], g_scratch)
-        s_year = sources[:, j, ::MONTHS]  # (b, 18, 2): constant within a year of age
-        u[..., :N_STATE] = tmp18.transpose(0, 2, 1, 3)
-        u[..., N_STATE:] = s_year[:, None]
-        for b, lo, hi in _YEAR_RUNS:  # the rest of the year of age: 11 - m months
-            np.matmul(u[:, :, lo:hi], k[:, b, ::-1], out=v[:, :, lo:hi])
-        v[:, :, :-1, N_STATE:_AUG] = s_year[:, None, 1:]
-        for b, lo, hi in _NEXT_RUNS:  # the next year of age: m months
-            np.matmul(v[:, :, lo:hi, :_AUG], k[:, b], out=f[:, :, lo:hi])
-        born[:, 0, 0, :N_STATE] = birth_rows[:, j]
-        born[:, 0, 0, N_STATE:] = s_year[:, 0]
-        np.matmul(born, k[:, 0], out=newborn)  # born t months before 31 March
-        x = np.empty((n, N_YEARS_OF_AGE, MONTHS, N_STATE))
-        x[:, 0] = newborn[:, :, 0, :N_STATE]
-        x[:, 1:] = f[..., :N_STATE].transpose(0, 2, 1, 3)
-        x = x.reshape(n, N_AGE, N_STATE)
-        x_sum += np.add.reduceat(v[..., _AUG:].sum(axis=1), _YEAR_STARTS, axis=1)
-        x_sum[:, 1:] += np.add.reduceat(f[..., _AUG:].sum(axis=1), _NEXT_STARTS, axis=1)
-        x_sum[:, 0] += newborn[:, :, 0, _AUG:].sum(axis=1)
-        x_sum_band[:, i] = x_sum
-        # the 12 cohorts of age 17 turned 18 during the year
-        turned[:, j] = v[:, :, -1, T_IN_STATE].sum(axis=1).reshape(n, N_G, N_K).sum(-1)
+        ett18 = ett[:, BAND_OF_YEAR]
+        birth = birth_rows[:, j]
+        cur, prev = affine_cur[:, i], affine_prev[:, i]
+        x_sum = np.zeros((n, N_AGE, N_STATE))
+        w0 = top - MONTHS * i
+        for month in range(MONTHS):
+            at = w0 - month
+            x = z[:, at:at + N_AGE]
+            x_sum += x
+            if bandwise:
+                for b, (lo, hi) in enumerate(BAND_ROWS):
+                    np.matmul(x[:, lo:hi], ett[:, b], out=tmp[:, lo:hi])
+            else:
+                np.matmul(x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE), ett18, out=tmp18)
+            np.add(tmp, cur if month else prev, out=x)
+            z[:, at - 1] = birth
+        x = z[:, w0 - MONTHS:w0 - MONTHS + N_AGE]
+        x_sum_band[:, i] = _band_sum(x_sum)
         x_band[:, j] = _band_sum(x)
         if on_year is not None:
             on_year(j, n_years - 1)
 
+    # the cohorts that turned 18 in year j sit untouched just past its final window,
+    # z[:, top - 12 (j - 1) + 204 : top - 12 (j - 1) + 216]: one reduction for all years
+    exited = z[:, MONTHS + N_AGE - MONTHS:top + N_AGE, T_IN_STATE]
+    exited = exited.reshape(n, n_steps, MONTHS, N_G, N_K).sum(axis=(2, 4))
+    turned = np.concatenate([turned0[:, None], exited[:, ::-1]], axis=1)
     counters = np.empty((n, n_years, n_bands, len(spec.COUNTERS)))
     full = np.concatenate([s0, x0], axis=-1)
     counters[:, 0] = (_band_sum(full)[:, :, None, :]
