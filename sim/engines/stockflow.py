@@ -13,8 +13,8 @@ far less, and is exact (not an approximation) for three reasons:
   changes, ``D`` absorbs the change (``D += (w_old - w_new) T``).  The coupled state is
   pool + T + home: 16 columns.
 * **Sources are an affine term.**  Population and UASC arrivals are constant within a
-  month, so their contribution to a month's step is ``s @ E[source, state]``, computed
-  once per year for each row instead of carried as columns.
+  month, so their contribution to a month's step is ``s @ E[source, state]``, one
+  vector per row and year (month 0 uses last year's sources) instead of columns.
 * **Counters stay out of the row shift.**  Counters only need the age band, not the
   cohort: the month's flows are ``x @ E[state, counter] + s @ E[source, counter]``, so
   summing ``x`` and ``s`` over the year's months row by row and reducing by band once a
@@ -30,31 +30,48 @@ block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
 Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
-  (:func:`sim.model.rates.year_rates_stack`), the generators, the series and the
-  record (one :func:`record_from_totals` call with a leading (runs, years) shape, split
-  into per-year dicts at the end).  Only the projection itself loops over years.
+  (:func:`sim.model.rates.year_rates_stack`, levers resolved once per run), the
+  generators, the series, the affine source terms of every month-of-year, and the
+  whole record: the year loop only collects raw band sums (state and deviation on
+  31 March, the sum of the monthly states), and care by placement, counters, home,
+  pool and turned 18 are each one array expression over (runs, years) at the end,
+  then one :func:`record_from_totals` call.
 * **Ageing moves a view, not data.**  Cohorts live in one array ``z`` with room for
   every cohort born during the run; month ``i``'s state by age is the window
   ``z[:, top - i : top - i + 216]``.  A month is one matmul (18 years of age x 12
   months of rows against ``E[band_of_year]``, or one per band for large batches) into
   a scratch buffer, one add of the affine source term back into the window, one add
   for the counters' running sum and one row write for the newborn cohort.  The
-  cohorts that turned 18 in a year sit untouched just past the last window, so the
-  turned-18 tally is one sum a year.
-* **The placement deviation moves once a year.**  ``D`` has no inflow, so a cohort at
-  month offset ``k`` of a year of age ends the year at ``D F[b1]^(12-k) F[b2]^k``
-  (``F = expm(A_TT dt)``, bands being whole years a cohort crosses at most one edge a
-  year): one matmul for the cohorts that stay in their band and one for the crossing
-  ones, from powers ``F^0..F^12`` computed once per year.  ``D`` is only needed on
+  cohorts that turned 18 sit untouched just past each year's last window, so the
+  turned-18 tally of every year is one reduction after the loop.
+* **The placement deviation moves once a year, per stream.**  ``D`` has no inflow, so
+  a cohort at month offset ``k`` of a year of age ends the year at
+  ``D F[b1]^(12-k) F[b2]^k`` (``F = expm(A_TT dt)``, bands being whole years a cohort
+  crosses at most one edge a year).  Streams never exchange children, so ``F`` is two
+  5 x 5 blocks: the UASC one *is* the UASC block of ``E`` (no series of its own) and
+  ``D`` is stored stream-major (b, streams, 216, placements, stages).  Each run of
+  staying years of a band is one product written in place into a ping-pong buffer,
+  each band edge one more (no gathers or scatters of rows).  ``D`` is only needed on
   31 March.
 * **Batches are cut into chunks** of :data:`CHUNK` runs so each chunk's state stays in
   cache for its whole projection.
 
-Splitting the state into the non-UASC block (pool, 5 care, 5 home: 11) and the UASC
-care block (5) was measured and does not pay: two stacked products cost more than one
-16 x 16 product at these sizes.  Agreement with the reference is tested to 1e-12 for
-every shipped scenario (tests/verification/test_batched_stockflow.py) and the fast
-paths against the plain ones (tests/verification/test_fast_paths.py).
+Measured and rejected (numpy 2.4, OpenBLAS, one thread; see the fast2 branch log):
+
+* Splitting the 16 x 16 state into its 11 + 5 blocks for the series or the monthly
+  step: two stacked products cost more than one at these sizes (per-slice BLAS
+  overhead dominates), so only the deviation, which is applied per block anyway, uses
+  the blocks.
+* The main state a year at a time (each cohort's remaining 11 months as one product
+  with powers and power sums of an augmented 18 x 34 month, built by doubling): exact
+  to 1e-15, but building the powers costs more than the 12 monthly products it
+  replaces (single run 6.5 ms vs 5.0 ms, 256 runs 0.94 s vs 0.80 s).
+* A lower Taylor order: Paterson-Stockmeyer needs the same number of products for
+  degrees 12 to 15, so the 2^-60 truncation is kept.
+
+Agreement with the reference is tested to 1e-12 for every shipped scenario
+(tests/verification/test_batched_stockflow.py) and the fast paths against the plain
+ones (tests/verification/test_fast_paths.py).
 """
 
 from __future__ import annotations
