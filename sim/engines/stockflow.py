@@ -261,6 +261,7 @@ _STAYS = np.flatnonzero(BAND_OF_YEAR[:-1] == BAND_OF_YEAR[1:])
 _CROSSES = np.flatnonzero(BAND_OF_YEAR[:-1] != BAND_OF_YEAR[1:])
 # The staying years as contiguous runs (band, first, stop): one product per run, written
 # straight into its place, instead of gathering and scattering rows.
+_ROWS_PER_YEAR = MONTHS * N_P  # deviation rows (month of age x placement) per year
 _STAY_RUNS = tuple((int(BAND_OF_YEAR[ys[0]]), int(ys[0]), int(ys[-1]) + 1)
                    for ys in np.split(_STAYS, np.flatnonzero(np.diff(_STAYS) > 1) + 1))
 
@@ -381,9 +382,12 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
             d += change[:, :, None, :, None] * t_now[:, :, :, None, :]
         d18 = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K)
         d_next[:, :, 0] = 0.0  # the newborn cohorts
+        # a run of staying years is one (rows x K) block per run and stream: one
+        # product each, with no broadcast matrix axis (which numpy's matmul runs slowly)
+        rows, next_rows = (a.reshape(n, N_G, N_AGE * N_P, N_K) for a in (d18, d_next))
         for b, lo, hi in _STAY_RUNS:
-            np.matmul(d18[:, :, lo:hi], d_full[:, i, :, b, None],
-                      out=d_next[:, :, lo + 1:hi + 1])
+            np.matmul(rows[:, :, lo * _ROWS_PER_YEAR:hi * _ROWS_PER_YEAR], d_full[:, i, :, b],
+                      out=next_rows[:, :, (lo + 1) * _ROWS_PER_YEAR:(hi + 1) * _ROWS_PER_YEAR])
         by_month = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
         next_by_month = d_next.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
         for e, y in enumerate(_CROSSES):
