@@ -13,8 +13,8 @@ far less, and is exact (not an approximation) for three reasons:
   changes, ``D`` absorbs the change (``D += (w_old - w_new) T``).  The coupled state is
   pool + T + home: 16 columns.
 * **Sources are an affine term.**  Population and UASC arrivals are constant within a
-  month, so their contribution to a month's step is ``s @ E[source, state]``, computed
-  once per year for each row instead of carried as columns.
+  month, so their contribution to a month's step is ``s @ E[source, state]``, one
+  vector per row and year (month 0 uses last year's sources) instead of columns.
 * **Counters stay out of the row shift.**  Counters only need the age band, not the
   cohort: the month's flows are ``x @ E[state, counter] + s @ E[source, counter]``, so
   summing ``x`` and ``s`` over the year's months row by row and reducing by band once a
@@ -30,31 +30,48 @@ block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
 Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
-  (:func:`sim.model.rates.year_rates_stack`), the generators, the series and the
-  record (one :func:`record_from_totals` call with a leading (runs, years) shape, split
-  into per-year dicts at the end).  Only the projection itself loops over years.
+  (:func:`sim.model.rates.year_rates_stack`, levers resolved once per run), the
+  generators, the series, the affine source terms of every month-of-year, and the
+  whole record: the year loop only collects raw band sums (state and deviation on
+  31 March, the sum of the monthly states), and care by placement, counters, home,
+  pool and turned 18 are each one array expression over (runs, years) at the end,
+  then one :func:`record_from_totals` call.
 * **Ageing moves a view, not data.**  Cohorts live in one array ``z`` with room for
   every cohort born during the run; month ``i``'s state by age is the window
   ``z[:, top - i : top - i + 216]``.  A month is one matmul (18 years of age x 12
   months of rows against ``E[band_of_year]``, or one per band for large batches) into
   a scratch buffer, one add of the affine source term back into the window, one add
   for the counters' running sum and one row write for the newborn cohort.  The
-  cohorts that turned 18 in a year sit untouched just past the last window, so the
-  turned-18 tally is one sum a year.
-* **The placement deviation moves once a year.**  ``D`` has no inflow, so a cohort at
-  month offset ``k`` of a year of age ends the year at ``D F[b1]^(12-k) F[b2]^k``
-  (``F = expm(A_TT dt)``, bands being whole years a cohort crosses at most one edge a
-  year): one matmul for the cohorts that stay in their band and one for the crossing
-  ones, from powers ``F^0..F^12`` computed once per year.  ``D`` is only needed on
+  cohorts that turned 18 sit untouched just past each year's last window, so the
+  turned-18 tally of every year is one reduction after the loop.
+* **The placement deviation moves once a year, per stream.**  ``D`` has no inflow, so
+  a cohort at month offset ``k`` of a year of age ends the year at
+  ``D F[b1]^(12-k) F[b2]^k`` (``F = expm(A_TT dt)``, bands being whole years a cohort
+  crosses at most one edge a year).  Streams never exchange children, so ``F`` is two
+  5 x 5 blocks: the UASC one *is* the UASC block of ``E`` (no series of its own) and
+  ``D`` is stored stream-major (b, streams, 216, placements, stages).  Each run of
+  staying years of a band is one product written in place into a ping-pong buffer,
+  each band edge one more (no gathers or scatters of rows).  ``D`` is only needed on
   31 March.
 * **Batches are cut into chunks** of :data:`CHUNK` runs so each chunk's state stays in
   cache for its whole projection.
 
-Splitting the state into the non-UASC block (pool, 5 care, 5 home: 11) and the UASC
-care block (5) was measured and does not pay: two stacked products cost more than one
-16 x 16 product at these sizes.  Agreement with the reference is tested to 1e-12 for
-every shipped scenario (tests/verification/test_batched_stockflow.py) and the fast
-paths against the plain ones (tests/verification/test_fast_paths.py).
+Measured and rejected (numpy 2.4, OpenBLAS, one thread; see the fast2 branch log):
+
+* Splitting the 16 x 16 state into its 11 + 5 blocks for the series or the monthly
+  step: two stacked products cost more than one at these sizes (per-slice BLAS
+  overhead dominates), so only the deviation, which is applied per block anyway, uses
+  the blocks.
+* The main state a year at a time (each cohort's remaining 11 months as one product
+  with powers and power sums of an augmented 18 x 34 month, built by doubling): exact
+  to 1e-15, but building the powers costs more than the 12 monthly products it
+  replaces (single run 6.5 ms vs 5.0 ms, 256 runs 0.94 s vs 0.80 s).
+* A lower Taylor order: Paterson-Stockmeyer needs the same number of products for
+  degrees 12 to 15, so the 2^-60 truncation is kept.
+
+Agreement with the reference is tested to 1e-12 for every shipped scenario
+(tests/verification/test_batched_stockflow.py) and the fast paths against the plain
+ones (tests/verification/test_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -171,26 +188,52 @@ def _expm_series(x: Array) -> Array:
     return _polynomial(x, [1.0 / math.factorial(n) for n in range(order + 1)])
 
 
+# The state block is block-diagonal: non-UASC (pool, care stages, home) and UASC care
+# stages never exchange children (checked against the compiled scatter below), so the
+# UASC care block of expm(A dt) *is* the UASC part of the deviation's propagator, and
+# only the non-UASC care block needs a series of its own.
+_U_IN_STATE = slice(T_IN_STATE.start + N_K, T_IN_STATE.stop)
+_N_T_IN_STATE = slice(T_IN_STATE.start, T_IN_STATE.start + N_K)
+
+
+def _check_uasc_block() -> None:
+    smap = fc.REDUCED_SCATTER
+    within = smap.target % (R.size * R.size)
+    src, tgt = within // R.size, within % R.size
+    uasc = np.arange(R.care(1, 0, 0), R.care(1, 0, N_K - 1) + 1)
+    state = np.arange(STATE.start, STATE.stop)
+    crossing = np.isin(src, state) & np.isin(tgt, state) & (
+        np.isin(src, uasc) != np.isin(tgt, uasc))
+    assert N_G == 2 and not crossing.any(), "UASC care must be its own block of the state"
+
+
+_check_uasc_block()
+
+
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     """The blocks of ``expm(g dt)`` the monthly step needs, for generators ``g`` of
     shape (..., S, S) in the reduced layout, plus ``dd = expm(A_TT dt)`` for the
-    placement deviation."""
+    placement deviation as (..., streams, stages, stages) diagonal blocks (streams
+    never exchange children)."""
     a = g[..., STATE, STATE] * dt
     s_t, s_c = g[..., SRC, STATE], g[..., SRC, CTR]
     rates_to_counters = g[..., STATE, CTR]
-    tt = a[..., T_IN_STATE, T_IN_STATE]
+    dd = np.empty((*g.shape[:-2], N_G, N_K, N_K))
     try:
         e, p1, p2 = _phi_series(a)
-        dd = _expm_series(tt)
+        dd[..., 0, :, :] = _expm_series(a[..., _N_T_IN_STATE, _N_T_IN_STATE])
+        dd[..., 1, :, :] = e[..., _U_IN_STATE, _U_IN_STATE]
         return {"ett": e, "src_t": dt * (s_t @ p1),
                 "t_ctr": dt * (p1 @ rates_to_counters),
                 "src_ctr": dt * s_c + dt * dt * (s_t @ p2 @ rates_to_counters),
                 "dd": dd}
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
+        for stream, block in enumerate((_N_T_IN_STATE, _U_IN_STATE)):
+            dd[..., stream, :, :] = scipy.linalg.expm(a[..., block, block])
         return {"ett": full[..., STATE, STATE], "src_t": full[..., SRC, STATE],
                 "t_ctr": full[..., STATE, CTR], "src_ctr": full[..., SRC, CTR],
-                "dd": np.asarray(scipy.linalg.expm(tt))}
+                "dd": dd}
 
 
 def _weights(mix: Array) -> Array:
@@ -201,7 +244,7 @@ def _weights(mix: Array) -> Array:
 
 def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
     """Dense state (216, LAYOUT.size) -> (sources (216, 2), state (216, 16),
-    deviation (216, placements, streams x stages)) relative to weights of ``mix``."""
+    deviation (streams, 216, placements, stages)) relative to weights of ``mix``."""
     care = x[:, _DL.care_start:_DL.home_start].reshape(N_AGE, N_G, N_P, N_K)
     total = care.sum(axis=2)
     w = _weights(mix)
@@ -209,34 +252,32 @@ def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
     state = np.concatenate([x[:, [_DL.cin_pool]], total.reshape(N_AGE, N_T),
                             x[:, _DL.home_start:_DL.counter_start]], axis=1)
     sources = x[:, [_DL.population, _DL.uasc_source]]
-    return sources, state, deviation.transpose(0, 2, 1, 3).reshape(N_AGE, N_P, N_T)
-
-
-def _care_stock(state: Array, deviation: Array, w: Array) -> Array:
-    """(B, bands, streams, placements, stages) from the reduced state."""
-    total = np.add.reduceat(state[..., T_IN_STATE], BAND_STARTS, axis=1)
-    dev = np.add.reduceat(deviation, BAND_STARTS, axis=1)  # (B, bands, P, T)
-    total = total.reshape(*total.shape[:2], N_G, N_K)
-    dev = dev.reshape(*dev.shape[:3], N_G, N_K).transpose(0, 1, 3, 2, 4)
-    return w[:, None, :, :, None] * total[:, :, :, None, :] + dev
+    return sources, state, np.ascontiguousarray(deviation.transpose(1, 0, 2, 3))
 
 
 # Years of age whose cohorts cross an age-band edge during a year (the deviation's
 # yearly propagator then mixes two bands' powers) and those that stay in one band.
 _STAYS = np.flatnonzero(BAND_OF_YEAR[:-1] == BAND_OF_YEAR[1:])
 _CROSSES = np.flatnonzero(BAND_OF_YEAR[:-1] != BAND_OF_YEAR[1:])
+# The staying years as contiguous runs (band, first, stop): one product per run, written
+# straight into its place, instead of gathering and scattering rows.
+_ROWS_PER_YEAR = MONTHS * N_P  # deviation rows (month of age x placement) per year
+_STAY_RUNS = tuple((int(BAND_OF_YEAR[ys[0]]), int(ys[0]), int(ys[-1]) + 1)
+                   for ys in np.split(_STAYS, np.flatnonzero(np.diff(_STAYS) > 1) + 1))
 
 
 def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
-    """Yearly propagators of the placement deviation from its monthly ``dd`` (..., bands,
-    T, T): ``dd^12`` per band, and for each band edge and month offset ``k`` of a
-    crossing cohort ``dd[b1]^(12-k) dd[b2]^k`` (..., edges, 12, T, T)."""
-    powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_T, N_T))  # (..., bands, 13, T, T)
-    powers[..., 0, :, :] = np.eye(N_T)
+    """Yearly propagators of the placement deviation from its monthly ``dd`` (...,
+    bands, streams, K, K), per stream (5 x 5 blocks: streams never mix): ``dd^12``
+    (..., streams, bands, K, K), and for each band edge and month offset ``k`` of a
+    crossing cohort ``dd[b1]^(12-k) dd[b2]^k`` (..., streams, edges, 12, K, K)."""
+    dd = np.swapaxes(dd, -3, -4)  # (..., streams, bands, K, K)
+    powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_K, N_K))  # (..., G, bands, 13, K, K)
+    powers[..., 0, :, :] = np.eye(N_K)
     powers[..., 1, :, :] = dd
     for k in range(2, MONTHS + 1):
         np.matmul(powers[..., k - 1, :, :], dd, out=powers[..., k, :, :])
-    cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_T, N_T))
+    cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_K, N_K))
     for e, y in enumerate(_CROSSES):
         b1, b2 = BAND_OF_YEAR[y], BAND_OF_YEAR[y + 1]
         np.matmul(powers[..., b1, MONTHS:0:-1, :, :], powers[..., b2, :MONTHS, :, :],
@@ -305,28 +346,29 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     birth_rows = np.zeros((n, n_years, N_STATE))
     birth_rows[..., _BIRTH_COLUMN] = (
         entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1))
-    care = np.empty((n, n_years, len(spec.AGE_BANDS), N_G, N_P, N_K))
-    counters = np.empty((n, n_years, len(spec.AGE_BANDS), len(spec.COUNTERS)))
-    turned = np.empty((n, n_years, N_G))
-    home, pool = np.empty((n, n_years)), np.empty((n, n_years))
+    n_bands = len(spec.AGE_BANDS)
+    # per-year raw band sums, reduced to the record's totals once at the end
+    x_band = np.empty((n, n_years, n_bands, N_STATE))  # state on 31 March
+    d_band = np.empty((n, n_years, N_G, n_bands, N_P, N_K))  # deviation on 31 March
+    x_sum_band = np.empty((n, n_steps, n_bands, N_STATE))  # sum of the monthly states
+    # the affine source terms of every year at once: month 0 uses last year's sources
+    src_t = m["src_t"][:, :, BAND_OF_YEAR]  # (b, steps, 18, 2, T)
+    # (the first year's "last year" is the initial state's own sources, not the base
+    # year's rates)
+    s_prev = np.concatenate([s0[:, None], sources[:, 1:-1]], axis=1)  # (b, steps, 216, 2)
+    shape = (n, n_steps, N_YEARS_OF_AGE, MONTHS, 2)
+    affine_cur = (sources[:, 1:].reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
+    affine_prev = (s_prev.reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
 
     # cohort storage: month i's state by age is the window z[:, top - i : top - i + 216]
     top = MONTHS * n_steps
     z = np.empty((n, top + N_AGE, N_STATE))
     z[:, top:] = x0
-    x, d, s_prev = z[:, top:], d0, s0
-
-    def close(j: int, w: Array) -> None:
-        care[:, j] = _care_stock(x, d, w)
-        home[:, j] = x[..., T_IN_STATE.stop:].sum(axis=(1, 2))
-        pool[:, j] = x[..., 0].sum(axis=1)
-
-    full = np.concatenate([s0, x0], axis=-1)
-    counters[:, 0] = (_band_sum(full)[:, :, None, :]
-                      @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
-    counters[:, 0, 0, _BIRTH_COUNTER] = entering[:, 0] * MONTHS
-    turned[:, 0] = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
-    close(0, w_all[:, 0])
+    x, d = z[:, top:], d0.copy()
+    d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
+    turned0 = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
+    x_band[:, 0] = _band_sum(x)
+    d_band[:, 0] = np.add.reduceat(d, BAND_STARTS, axis=2)
     tmp = np.empty((n, N_AGE, N_STATE))
     tmp18 = tmp.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE)
     bandwise = n >= BANDWISE_FROM
@@ -335,26 +377,28 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         i = j - 1
         # 1 April: the deviation absorbs the change of mix, then a year of it at once
         if mix_changes[i]:  # (adding a zero change would leave d as it is)
-            change = (w_all[:, i] - w_all[:, j]).transpose(0, 2, 1)  # (b, P, G)
-            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, 1, N_G, N_K)
-            d = d + (change[:, None, :, :, None] * t_now).reshape(n, N_AGE, N_P, N_T)
-        d18 = d.reshape(n, N_YEARS_OF_AGE, MONTHS * N_P, N_T)
-        d_new = np.zeros_like(d18)
-        d_new[:, _STAYS + 1] = d18[:, _STAYS] @ d_full[:, i][:, BAND_OF_YEAR[_STAYS]]
-        d_new[:, _CROSSES + 1] = (
-            d18[:, _CROSSES].reshape(n, len(_CROSSES), MONTHS, N_P, N_T) @ d_cross[:, i]
-        ).reshape(n, len(_CROSSES), MONTHS * N_P, N_T)
-        d = d_new.reshape(n, N_AGE, N_P, N_T)
+            change = w_all[:, i] - w_all[:, j]  # (b, G, P)
+            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, N_G, N_K).transpose(0, 2, 1, 3)
+            d += change[:, :, None, :, None] * t_now[:, :, :, None, :]
+        d18 = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K)
+        d_next[:, :, 0] = 0.0  # the newborn cohorts
+        # a run of staying years is one (rows x K) block per run and stream: one
+        # product each, with no broadcast matrix axis (which numpy's matmul runs slowly)
+        rows, next_rows = (a.reshape(n, N_G, N_AGE * N_P, N_K) for a in (d18, d_next))
+        for b, lo, hi in _STAY_RUNS:
+            np.matmul(rows[:, :, lo * _ROWS_PER_YEAR:hi * _ROWS_PER_YEAR], d_full[:, i, :, b],
+                      out=next_rows[:, :, (lo + 1) * _ROWS_PER_YEAR:(hi + 1) * _ROWS_PER_YEAR])
+        by_month = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
+        next_by_month = d_next.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
+        for e, y in enumerate(_CROSSES):
+            np.matmul(by_month[:, :, y], d_cross[:, i, :, e], out=next_by_month[:, :, y + 1])
+        d, d_next = d_next.reshape(d.shape), d18.reshape(d18.shape)
+        d_band[:, j] = np.add.reduceat(d, BAND_STARTS, axis=2)
 
-        s_cur = sources[:, j]
-        src_t = m["src_t"][:, i][:, BAND_OF_YEAR]  # (b, 18, 2, T)
-        affine_prev = (s_prev.reshape(n, N_YEARS_OF_AGE, MONTHS, 2) @ src_t).reshape(
-            n, N_AGE, N_STATE)
-        affine_cur = (s_cur.reshape(n, N_YEARS_OF_AGE, MONTHS, 2) @ src_t).reshape(
-            n, N_AGE, N_STATE)
         ett = m["ett"][:, i]
         ett18 = ett[:, BAND_OF_YEAR]
         birth = birth_rows[:, j]
+        cur, prev = affine_cur[:, i], affine_prev[:, i]
         x_sum = np.zeros((n, N_AGE, N_STATE))
         w0 = top - MONTHS * i
         for month in range(MONTHS):
@@ -366,20 +410,34 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
                     np.matmul(x[:, lo:hi], ett[:, b], out=tmp[:, lo:hi])
             else:
                 np.matmul(x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE), ett18, out=tmp18)
-            np.add(tmp, affine_cur if month else affine_prev, out=x)
+            np.add(tmp, cur if month else prev, out=x)
             z[:, at - 1] = birth
-        # the cohorts that turned 18 sit untouched just past the final window
-        turned[:, j] = z[:, w0 + N_AGE - MONTHS:w0 + N_AGE, T_IN_STATE].sum(axis=1).reshape(
-            n, N_G, N_K).sum(-1)
         x = z[:, w0 - MONTHS:w0 - MONTHS + N_AGE]
-        s_sum = s_prev + (MONTHS - 1) * s_cur
-        counters[:, j] = (_band_sum(x_sum)[:, :, None, :] @ m["t_ctr"][:, i]
-                          + _band_sum(s_sum)[:, :, None, :] @ m["src_ctr"][:, i])[:, :, 0]
-        counters[:, j, 0, _BIRTH_COUNTER] += MONTHS * entering[:, j]
-        s_prev = s_cur
-        close(j, w_all[:, j])
+        x_sum_band[:, i] = _band_sum(x_sum)
+        x_band[:, j] = _band_sum(x)
         if on_year is not None:
             on_year(j, n_years - 1)
+
+    # the cohorts that turned 18 in year j sit untouched just past its final window,
+    # z[:, top - 12 (j - 1) + 204 : top - 12 (j - 1) + 216]: one reduction for all years
+    exited = z[:, MONTHS + N_AGE - MONTHS:top + N_AGE, T_IN_STATE]
+    exited = exited.reshape(n, n_steps, MONTHS, N_G, N_K).sum(axis=(2, 4))
+    turned = np.concatenate([turned0[:, None], exited[:, ::-1]], axis=1)
+    counters = np.empty((n, n_years, n_bands, len(spec.COUNTERS)))
+    full = np.concatenate([s0, x0], axis=-1)
+    counters[:, 0] = (_band_sum(full)[:, :, None, :]
+                      @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
+    s_sum = s_prev + (MONTHS - 1) * sources[:, 1:]  # (b, steps, 216, 2)
+    s_sum_band = np.add.reduceat(s_sum, BAND_STARTS, axis=2)
+    counters[:, 1:] = (x_sum_band[..., None, :] @ m["t_ctr"]
+                       + s_sum_band[..., None, :] @ m["src_ctr"])[..., 0, :]
+    counters[:, 0, 0, _BIRTH_COUNTER] = MONTHS * entering[:, 0]
+    counters[:, 1:, 0, _BIRTH_COUNTER] += MONTHS * entering[:, 1:]
+    total = x_band[..., T_IN_STATE].reshape(n, n_years, n_bands, N_G, N_K)
+    care = (w_all[:, :, None, :, :, None] * total[:, :, :, :, None, :]
+            + d_band.transpose(0, 1, 3, 2, 4, 5))
+    home = x_band[..., T_IN_STATE.stop:].sum(axis=(2, 3))
+    pool = x_band[..., 0].sum(axis=2)
     return care, counters, turned, home, pool
 
 

@@ -586,10 +586,13 @@ def _apply(lever: ResolvedLever, params: ModelParameters, year: int, out: _Combi
         out.residential_to_foster = min(out.residential_to_foster + shift, 1.0)
 
 
-def lever_effects(config: dict[str, Any], params: ModelParameters, year: int) -> LeverEffects:
+def lever_effects(config: dict[str, Any], params: ModelParameters, year: int,
+                  levers: dict[str, ResolvedLever] | None = None) -> LeverEffects:
     """Combined effect of every configured lever in ``year`` (neutral when none, and in
-    and before the base year: the base year's data already contain past programmes)."""
-    levers = resolve_levers(config, where=f"scenario '{config.get('name', '?')}'")
+    and before the base year: the base year's data already contain past programmes).
+    ``levers``: ``resolve_levers(config)`` already done (once per run, not per year)."""
+    if levers is None:
+        levers = resolve_levers(config, where=f"scenario '{config.get('name', '?')}'")
     if not levers or year <= params.base_year:
         return LeverEffects()
     combined = _Combined()

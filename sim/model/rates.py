@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sim.model import flows, spec
-from sim.model.levers import LeverEffects, lever_effects
+from sim.model.levers import LeverEffects, lever_effects, resolve_levers
 from sim.model.parameters import Array, ModelParameters
 
 
@@ -211,11 +211,14 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
     equal :func:`year_rates`'s exactly (tests/verification/test_fast_paths.py)."""
     multipliers, trends = config["rates"], config["trends"]
     change_year = trends["trend_change_year"]
-    effects = [lever_effects(config, params, y) for y in years]
+    levers = resolve_levers(config, where=f"scenario '{config.get('name', '?')}'")
+    effects = [lever_effects(config, params, y, levers) for y in years]
     since = [_years_since_base(params, y) for y in years]
+    totals = {hazard: np.array([effective_years(s, trends, hazard) for s in since])
+              for hazard in ("entry", "exit")}
 
     def log_factor(slope: float, hazard: str, change: float = 0.0) -> Array:
-        total = np.array([effective_years(s, trends, hazard) for s in since])
+        total = totals[hazard]
         out = slope * total
         if change and change_year is not None:
             before = effective_years(max(0, min(change_year, params.trend_until_year)
@@ -224,7 +227,7 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
         return out
 
     band_slopes = np.array([trends[k] for k in spec.ENTRY_BAND_TREND_KEYS])
-    entry_total = np.array([effective_years(s, trends, "entry") for s in since])
+    entry_total = totals["entry"]
     entry_log = (log_factor(params.entry_trend_per_year, "entry",
                             trends["entry_trend_change_per_year"])[:, None]
                  + band_slopes[None, :] * entry_total[:, None])
@@ -233,7 +236,7 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
                             for e in effects])
     entry = params.entry_rate_per_year * entry_trend * entry_scale[:, None]
 
-    exit_total = np.array([effective_years(s, trends, "exit") for s in since])
+    exit_total = totals["exit"]
     exit_log = log_factor(params.exit_trend_per_year, "exit",
                           trends["exit_trend_change_per_year"])
     route_slopes = np.array([trends[key] for key in ROUTE_TREND_KEYS])
