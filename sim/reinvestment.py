@@ -28,7 +28,8 @@ from typing import Any
 
 from sim.engines import stockflow
 from sim.engines.schema import build_dataset
-from sim.model.levers import REINVESTED_KEY, ResolvedLever, resolve_levers
+from sim.model.lever_parameters import REINVESTED_KEY
+from sim.model.levers import ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.results.costs import add_costs
 

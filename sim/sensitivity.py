@@ -32,7 +32,8 @@ import xarray as xr
 
 from sim.estimation.cache import cached_parameters
 from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS
-from sim.model.levers import LEVER_PARAMETERS, ResolvedLever, resolve_levers
+from sim.model.lever_parameters import LEVER_PARAMETERS
+from sim.model.levers import ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.reinvestment import reinvesting
 from sim.results.compare import common_period, cumulative_cost, from_dataset, value_in

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.model.costs import COST_PARAMETERS, PRICE_BASE
-from sim.model.levers import LEVER_DESCRIPTIONS, LEVER_PARAMETERS
+from sim.model.lever_parameters import LEVER_DESCRIPTIONS, LEVER_PARAMETERS
 from sim.results.compare import (
     ScenarioResult,
     column_title,

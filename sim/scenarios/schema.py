@@ -14,13 +14,10 @@ from typing import Any
 from sim.datasets import FIRST_BASE_YEAR, LAST_DATA_YEAR  # noqa: F401  (re-exported)
 from sim.estimation.options import UASC_ARRIVALS_METHODS
 from sim.model.capacity import CAPACITY_FIELDS
+from sim.model.costs import COST_FIELDS
 from sim.model.fields import Field
-from sim.model.levers import (
-    COST_FIELDS,
-    LEVER_NAMES,
-    LEVER_TABLE_FIELDS,
-    check_lever_config,
-)
+from sim.model.lever_parameters import LEVER_NAMES, LEVER_TABLE_FIELDS
+from sim.model.levers import check_lever_config
 from sim.model.spec import AGE_BAND_NAMES, ENTRY_BAND_TREND_KEYS, HAZARD_ROUTE_DECLS
 
 LAST_END_YEAR = 2060
@@ -145,7 +142,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
             0, 1e5),
     },
     "capacity": CAPACITY_FIELDS,  # sim/model/capacity.py (DES engine)
-    "costs": COST_FIELDS,  # sim/model/levers.py
+    "costs": COST_FIELDS,  # sim/model/costs.py
     # Prediction intervals (sim/results/bands.py): written by `cicsim backtest` into
     # scenarios/layers/forecast.toml; empty lists mean no bands.
     "bands": {

@@ -9,7 +9,7 @@ import pytest
 
 from sim.cli import main
 from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS
-from sim.model.levers import LEVER_PARAMETERS
+from sim.model.lever_parameters import LEVER_PARAMETERS
 from sim.scenarios.loader import Scenario, load_scenario
 from sim.sensitivity import lever_assumptions, one_at_a_time
 

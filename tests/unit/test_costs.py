@@ -14,7 +14,7 @@ from sim.errors import InputError
 from sim.estimation.cost_data import s251_reference_costs, s251_unit_cost_growth
 from sim.estimation.estimate import estimate_parameters
 from sim.model.costs import COST_COMPONENTS, COST_PARAMETERS, real_rate
-from sim.model.levers import LEVER_NAMES
+from sim.model.lever_parameters import LEVER_NAMES
 from sim.model.parameters import ModelParameters
 from sim.results.costs import add_costs
 from sim.run import project_stockflow, simulate

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from sim.errors import InputError
+from sim.model.lever_parameters import LEVER_NAMES, LEVER_PARAMETERS
 from sim.model.levers import (
-    LEVER_NAMES,
-    LEVER_PARAMETERS,
     LeverEffects,
     PlacementShift,
     describe_levers,
@@ -291,9 +290,9 @@ def test_docs_tables_match_the_code() -> None:
     """docs/levers.md carries the generated assumption tables unchanged."""
     from pathlib import Path
 
-    from sim.model.levers import parameter_tables_markdown
+    from sim.model.lever_parameters import parameter_tables_markdown
 
     docs = Path(__file__).resolve().parents[2] / "docs" / "levers.md"
     assert parameter_tables_markdown() in docs.read_text(encoding="utf-8"), (
         "regenerate the tables in docs/levers.md with "
-        "sim.model.levers.parameter_tables_markdown()")
+        "sim.model.lever_parameters.parameter_tables_markdown()")

@@ -133,7 +133,7 @@ def test_policy_as_enacted_totals_follow_the_data_file() -> None:
 
 
 def test_kinship_unit_cost_default_is_the_pilot_arithmetic() -> None:
-    from sim.model.levers import LEVER_PARAMETERS
+    from sim.model.lever_parameters import LEVER_PARAMETERS
 
     per_child_year = (policy_value(
         "kinship allowance pilot investment (7 LAs; first two years)") * 1e6 / 2

@@ -14,7 +14,8 @@ from test_levers import fake_params  # tests/unit is on sys.path (rootdir-less i
 
 from sim.cli import main
 from sim.errors import InputError
-from sim.model.levers import REINVESTED_KEY, lever_effects, resolve_levers
+from sim.model.lever_parameters import REINVESTED_KEY
+from sim.model.levers import lever_effects, resolve_levers
 from sim.model.parameters import ModelParameters
 from sim.reinvestment import costs_before_programmes, with_reinvestment
 from sim.results.costs import add_costs
