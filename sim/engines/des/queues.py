@@ -55,26 +55,28 @@ class ServedMonth:
     """Outcome of one month's referrals, in arrival order (see :func:`serve_family_help`).
 
     Times are as the heap holds them: an event scheduled at ``now`` for time ``t`` happens
-    at ``now + (t - now)``, which can differ from ``t`` in the last bit.
-    ``start`` is the start of help (``inf`` if never helped); ``immediate`` marks clients
-    who found a free place on arrival (no wait); ``clock`` is the Exp(1) clock left when
-    help starts and ``helped_leave`` the leaving time drawn then; ``help_first`` marks
-    clients whose help ends before they leave the pool (so their clock runs on again).
+    at ``now + (t - now)``, which can differ from ``t`` in the last bit.  ``start`` is the
+    start of help (``inf`` if never helped; equal to the arrival for a client who found a
+    free place, and so did not wait); ``clock`` is the Exp(1) clock left when help
+    starts and ``helped_leave`` the leaving time drawn then (``inf`` for none);
+    ``help_ends`` is when help ends for clients whose help ends before they leave the
+    pool (``inf`` for the others), after which their clock runs on; ``events`` counts the
+    leavings and ends of help the heap would hold for them.
     """
 
     start: Array
-    immediate: Array  # bool
     clock: Array
     helped_leave: Array
     leave_month: IntArray  # the month ``helped_leave`` falls in, -1 for none or a birthday
-    help_ends: Array  # when help ends (inf if not before the horizon)
-    help_first: Array  # bool
+    help_ends: Array
+    events: int
 
 
 def serve_family_help(heap: list[float], flat: list[float], width: int, n_months: int,
                       arrival: list[float], deadline: list[float], clock: list[float],
                       used_from: list[float], help_log: list[float], unserved_base: list[int],
-                      helped_base: list[int], birthday: list[float]) -> ServedMonth:
+                      helped_base: list[int], limit: list[float], birthday: list[float],
+                      ) -> ServedMonth:
     """Serve clients in arrival order; ``heap`` (release times of the places, ``-inf`` for
     a free place) carries over from month to month.
 
@@ -83,76 +85,75 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
     cumulative hazard at arrival, ``help_log`` the mean length of help times the log of
     its uniform (help ends at ``start - help_log``), ``unserved_base`` and
     ``helped_base`` the offsets of its two rows in ``flat`` (the one-stage chain's
-    cumulative hazards, :class:`~sim.engines.des.chains.ScalarChain`).  The arithmetic
-    repeats ``FamilyHelp._switch`` and ``ScalarChain.next_time`` operation for operation.
+    cumulative hazards, :class:`~sim.engines.des.chains.ScalarChain`), ``limit`` the
+    earlier of its 18th birthday and the horizon, ``birthday`` the time it leaves at
+    that limit (``inf`` past the horizon).  The arithmetic repeats
+    ``FamilyHelp._switch``, ``_schedule_leaving`` and ``ScalarChain.next_time``
+    operation for operation.
     """
     n = len(arrival)
     start = [INF] * n
-    immediate = [False] * n
     clock_left = [0.0] * n
     helped_leave = [INF] * n
     leave_month = [-1] * n
     help_ends = [INF] * n
-    help_first = [False] * n
+    events = 0
     last_month = n_months - 1
     horizon = float(n_months)
     heapreplace = heapq.heapreplace
-    for i in range(n):
-        a = arrival[i]
+    for i, a, d, c, used, ub, hb in zip(range(n), arrival, deadline, clock, used_from,
+                                        unserved_base, helped_base):
         top = heap[0]
         if top <= a:  # a free place: help starts on arrival, the clock is untouched
             s = a
-            immediate[i] = True
-            left = clock[i]
+            left = c
             month = int(s)
             if month > last_month:
                 month = last_month
+        elif top >= d:
+            continue  # leaves the pool (or the horizon comes) before a place frees
         else:
-            if top >= deadline[i]:
-                continue  # leaves the pool (or the horizon comes) before a place frees
             s = top
             month = int(s)
             if month > last_month:
                 month = last_month
-            k = unserved_base[i] + month
+            k = ub + month
             low = flat[k]
-            left = clock[i] - ((low + (s - month) * (flat[k + 1] - low)) - used_from[i])
+            left = c - ((low + (s - month) * (flat[k + 1] - low)) - used)
             if left < 0.0:
                 left = 0.0
         start[i] = s
         clock_left[i] = left
-        base = helped_base[i]
-        k = base + month
+        k = hb + month
         low = flat[k]
         target = low + (s - month) * (flat[k + 1] - low) + left
-        index = bisect_left(flat, target, base, base + width)
-        position = index - base
-        if position > n_months:
-            leave = INF
-        else:
+        index = bisect_left(flat, target, hb, hb + width)
+        position = index - hb
+        if position <= n_months:
             low = flat[index - 1]
             leave = position - 1 + (target - low) / (flat[index] - low)
-        day = birthday[i]
-        if leave >= (day if day < horizon else horizon):
-            leave = day if day <= horizon else INF
+            if leave >= limit[i]:
+                leave = birthday[i]
+            else:
+                leave_month[i] = position - 1
         else:
-            leave_month[i] = position - 1
+            leave = birthday[i]
         # the heap holds an event at ``now + (t - now)``, which need not be ``t``
         if leave != INF:
             leave = s + (leave - s)
+            events += 1
         helped_leave[i] = leave
         ends = s - help_log[i]
         if ends < horizon:
+            events += 1
             ends = s + (ends - s)
-            help_ends[i] = ends
             if ends < leave:  # equal: the leaving, put on the heap first, comes first
-                help_first[i] = True
+                help_ends[i] = ends
                 heapreplace(heap, ends)
                 continue
         heapreplace(heap, leave)
-    return ServedMonth(np.array(start), np.array(immediate), np.array(clock_left),
-                       np.array(helped_leave), np.array(leave_month, dtype=np.int64),
-                       np.array(help_ends), np.array(help_first))
+    return ServedMonth(np.array(start), np.array(clock_left), np.array(helped_leave),
+                       np.array(leave_month, dtype=np.int64), np.array(help_ends), events)
 
 
 @dataclass
@@ -213,10 +214,10 @@ def heap_times(start: Array, scheduled: Array, drawn_end: Array, initial: Array,
     return start, end
 
 
-def replay_foster_queue(places: int, codes: list[int], times: list[float], n: int,
-                        n_years: int) -> FosterOutcome:
+def replay_foster_queue(places: int, customers: list[int], ends: list[int],
+                        times: list[float], n: int, n_years: int) -> FosterOutcome:
     """Replay :class:`~sim.engines.des.capacity.Places` and ``FosterQueue`` on events in
-    heap order (:func:`foster_event_order`).
+    heap order (:func:`foster_event_order`: customer, 1 for an end, time).
 
     Within an instant: requests grant the head of the queue (itself if nobody waits);
     an end releases a held place (its hand-over is queued for after the instant's
@@ -230,77 +231,90 @@ def replay_foster_queue(places: int, codes: list[int], times: list[float], n: in
     arrival = [0.0] * n
     status = [0] * n  # 0 not yet, 1 waiting, 2 holding a place, 3 gone
     granted: list[int] = []  # waiting customers granted this instant, in grant order
-    waits: list[list[float]] = [[0.0, 0] for _ in range(n_years + 1)]
+    total = [0.0] * (n_years + 1)
+    count = [0] * (n_years + 1)
     waiting_at = [0] * (n_years + 1)
     queue: deque[int] = deque()
+    popleft, append = queue.popleft, queue.append
     free = places
     waiting = 0
     handovers = 0
     now = 0.0
     next_year = 0  # next 31 March to snapshot (0: the base record, at time 0)
     year_end = 0.0
-
-    def record(customer: int, moment: float) -> None:
-        wait_end[customer] = moment
-        year = max(1, math.ceil(moment / MONTHS_PER_YEAR))
-        waits[year][0] += moment - arrival[customer]
-        waits[year][1] += 1
-
-    for code, t in zip([*codes, -1], [*times, INF], strict=True):
+    ceil = math.ceil
+    for customer, end, t in zip([*customers, -1], [*ends, 0], [*times, INF],
+                                strict=True):
         if t != now:
             # close the instant ``now``: hand-overs of freed places, then the callbacks
             # of the requests granted during it (children who left at ``now`` excepted)
-            for _ in range(handovers):
+            while handovers:
+                handovers -= 1
                 while queue and status[queue[0]] != 1:
-                    queue.popleft()
+                    popleft()
                 if free > 0 and queue:
-                    head = queue.popleft()
+                    head = popleft()
                     waiting -= 1
                     free -= 1
                     status[head] = 2
                     granted.append(head)
-            handovers = 0
-            for customer in granted:
-                if status[customer] == 2:
-                    foster_from[customer] = now
-                    record(customer, now)
-            granted.clear()
-            while next_year <= n_years and t > year_end:
+            if granted:
+                year = ceil(now / MONTHS_PER_YEAR)
+                if year < 1:
+                    year = 1
+                for head in granted:
+                    if status[head] == 2:
+                        foster_from[head] = now
+                        wait_end[head] = now
+                        total[year] += now - arrival[head]
+                        count[year] += 1
+                granted.clear()
+            while t > year_end and next_year <= n_years:
                 waiting_at[next_year] = waiting  # after every event at the 31 March
                 next_year += 1
                 year_end += MONTHS_PER_YEAR
             now = t
-        if code < 0:
-            break
-        customer = code >> 1
-        if code & 1 == 0:  # request: join the queue; the head takes a free place
-            arrival[customer] = t
-            queue.append(customer)
-            waiting += 1
-            status[customer] = 1
-            while status[queue[0]] != 1:
-                queue.popleft()
-            if free > 0:
-                head = queue.popleft()
-                waiting -= 1
-                free -= 1
-                status[head] = 2
-                if head != customer:
-                    granted.append(head)
-            if status[customer] == 2:
-                foster_from[customer] = t
-            else:
-                overflow[customer] = True
-        else:  # the episode ends: release the place or leave the queue
+            if customer < 0:
+                break
+        if end:  # the episode ends: release the place or leave the queue
             state = status[customer]
+            status[customer] = 3
             if state == 2:
                 free += 1
                 handovers += 1
-                if overflow[customer] and math.isnan(wait_end[customer]):
-                    record(customer, t)  # granted at this instant, callback not yet run
+                if not overflow[customer] or wait_end[customer] == wait_end[customer]:
+                    continue  # no wait to record (granted at once, or recorded)
             elif state == 1:
                 waiting -= 1
-                record(customer, t)
-            status[customer] = 3
+            else:
+                continue
+            wait_end[customer] = t
+            year = ceil(t / MONTHS_PER_YEAR)
+            if year < 1:
+                year = 1
+            total[year] += t - arrival[customer]
+            count[year] += 1
+        else:  # request: join the queue; the head takes a free place
+            arrival[customer] = t
+            if free > 0:
+                while queue and status[queue[0]] != 1:
+                    popleft()
+                free -= 1
+                if queue:  # the longest waiting takes it; this child waits
+                    head = popleft()
+                    status[head] = 2
+                    granted.append(head)
+                    append(customer)
+                    status[customer] = 1
+                    overflow[customer] = True
+                else:
+                    status[customer] = 2
+                    foster_from[customer] = t
+            else:
+                append(customer)
+                waiting += 1
+                status[customer] = 1
+                overflow[customer] = True
+    waits: list[list[float]] = [[t, c] for t, c in zip(total, count, strict=True)]
     return FosterOutcome(np.array(overflow, dtype=bool), np.array(foster_from),
                          np.array(wait_end), waits, waiting_at)

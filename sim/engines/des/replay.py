@@ -116,9 +116,9 @@ class FamilyHelpReplay:
         children, arrival, draws = children[order], times[order], draws[order]
         births = run.children["birth"][children]
         # the scalar path's math.log, not numpy's (which may differ in the last bit)
-        clock = np.array([-math.log(u) for u in draws[:, 0].tolist()])
+        clock = -np.array(list(map(math.log, draws[:, 0].tolist())))
         mean = model.capacity.family_help_mean_months
-        help_log = np.array([mean * math.log(u) for u in draws[:, 2].tolist()])
+        help_log = mean * np.array(list(map(math.log, draws[:, 2].tolist())))
         chain, n_months = self.chain, model.n_months
         unserved = chain.rows(np.zeros(n, dtype=np.int64), births)
         helped = chain.rows(np.ones(n, dtype=np.int64), births)
@@ -131,10 +131,11 @@ class FamilyHelpReplay:
             deadline.tolist(), clock.tolist(),
             chain._position(0, unserved, arrival).tolist(), help_log.tolist(),
             (unserved * self.width).tolist(), (helped * self.width).tolist(),
-            birthday.tolist())
+            np.minimum(birthday, n_months).tolist(),
+            np.where(birthday <= n_months, birthday, np.inf).tolist())
         start = served.start
         is_served = np.isfinite(start)
-        help_first = served.help_first
+        help_first = np.isfinite(served.help_ends)
         # back in the pool after help: the clock left runs on at the un-served hazard
         leave, leave_month = deadline.copy(), deadline_month.copy()
         group = np.zeros(n, dtype=np.int64)
@@ -163,11 +164,9 @@ class FamilyHelpReplay:
             here = entering[windows == window]
             self.entries.setdefault(window, []).append(
                 (leave[here], sequence[here], children[here]))
-        self._count(month, arrival, start, served.immediate, deadline, leave, sequence)
-        waited = ~served.immediate
-        self.events += int(n + (waited & np.isfinite(deadline)).sum()
-                           + np.isfinite(served.helped_leave[is_served]).sum()
-                           + np.isfinite(served.help_ends).sum()
+        immediate = start == arrival
+        self._count(month, arrival, start, immediate, deadline, leave, sequence)
+        self.events += int(n + (~immediate & np.isfinite(deadline)).sum() + served.events
                            + np.isfinite(leave[after]).sum())
         self.clients += n
 
@@ -255,7 +254,8 @@ class FosterReplay:
         start, end = heap_times(e["start"][customers], scheduled[customers], drawn_end,
                                 initial)
         codes, times = foster_event_order(start, end, drawn_end, initial)
-        outcome = replay_foster_queue(self.places, codes.tolist(), times.tolist(),
+        outcome = replay_foster_queue(self.places, (codes >> 1).tolist(),
+                                      (codes & 1).tolist(), times.tolist(),
                                       customers.size, self.run.n_years)
         waited = customers[outcome.overflow]
         e["placement"][waited] = self.overflow
