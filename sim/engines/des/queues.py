@@ -73,9 +73,9 @@ class ServedMonth:
 
 
 def serve_family_help(heap: list[float], flat: list[float], width: int, n_months: int,
-                      arrival: list[float], deadline: list[float], clock: list[float],
-                      used_from: list[float], help_log: list[float], unserved_base: list[int],
-                      helped_base: list[int], limit: list[float], birthday: list[float],
+                      n_rows: int, arrival: list[float], deadline: list[float],
+                      clock: list[float], used_from: list[float], help_log: list[float],
+                      rows: list[int], limit: list[float], birthday: list[float],
                       ) -> ServedMonth:
     """Serve clients in arrival order; ``heap`` (release times of the places, ``-inf`` for
     a free place) carries over from month to month.
@@ -83,11 +83,12 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
     Per client: ``deadline`` is when it leaves the pool if never helped (``inf`` if not
     before the horizon), ``clock`` its Exp(1) draw, ``used_from`` the un-served
     cumulative hazard at arrival, ``help_log`` the mean length of help times the log of
-    its uniform (help ends at ``start - help_log``), ``unserved_base`` and
-    ``helped_base`` the offsets of its two rows in ``flat`` (the one-stage chain's
-    cumulative hazards, :class:`~sim.engines.des.chains.ScalarChain`), ``limit`` the
-    earlier of its 18th birthday and the horizon, ``birthday`` the time it leaves at
-    that limit (``inf`` past the horizon).  The arithmetic repeats
+    its uniform (help ends at ``start - help_log``), ``rows`` its un-served row in
+    ``flat`` (the one-stage chain's cumulative hazards,
+    :class:`~sim.engines.des.chains.ScalarChain`: ``n_rows`` rows of ``width`` per group,
+    the helped row ``n_rows`` further on).  By row: ``limit``, the earlier of the 18th
+    birthday and the horizon; ``birthday``, the time a client leaves at that limit
+    (``inf`` past the horizon).  The arithmetic repeats
     ``FamilyHelp._switch``, ``_schedule_leaving`` and ``ScalarChain.next_time``
     operation for operation.
     """
@@ -101,8 +102,8 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
     last_month = n_months - 1
     horizon = float(n_months)
     heapreplace = heapq.heapreplace
-    for i, a, d, c, used, ub, hb in zip(range(n), arrival, deadline, clock, used_from,
-                                        unserved_base, helped_base):
+    helped_offset = n_rows * width
+    for i, a, d, c, used, row in zip(range(n), arrival, deadline, clock, used_from, rows):
         top = heap[0]
         if top <= a:  # a free place: help starts on arrival, the clock is untouched
             s = a
@@ -117,13 +118,14 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
             month = int(s)
             if month > last_month:
                 month = last_month
-            k = ub + month
+            k = row * width + month
             low = flat[k]
             left = c - ((low + (s - month) * (flat[k + 1] - low)) - used)
             if left < 0.0:
                 left = 0.0
         start[i] = s
         clock_left[i] = left
+        hb = row * width + helped_offset
         k = hb + month
         low = flat[k]
         target = low + (s - month) * (flat[k + 1] - low) + left
@@ -132,12 +134,12 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
         if position <= n_months:
             low = flat[index - 1]
             leave = position - 1 + (target - low) / (flat[index] - low)
-            if leave >= limit[i]:
-                leave = birthday[i]
+            if leave >= limit[row]:
+                leave = birthday[row]
             else:
                 leave_month[i] = position - 1
         else:
-            leave = birthday[i]
+            leave = birthday[row]
         # the heap holds an event at ``now + (t - now)``, which need not be ``t``
         if leave != INF:
             leave = s + (leave - s)

@@ -93,6 +93,19 @@ class FamilyHelpReplay:
         self.entries: dict[int, list[tuple[Array, Array, IntArray]]] = {}
         self.clients = 0
         self.events = 0  # what the heap would process: referral, leaving, end of help
+        # a million referred children nationally: room for them (and the entrants to
+        # care, about a third as many) at once, rather than by doubling the table
+        share = model.capacity.family_help_referral_share
+        expected = float((run.scale * model.population * share * MONTH_IN_YEARS
+                          * np.repeat(model.referral_rate, MONTHS_PER_YEAR)[:, None]).sum())
+        run.children.reserve(int(1.4 * expected) + 100_000)
+        # per cohort row (birth + AGE_ROWS - 1): the 18th birthday, and the earlier of it
+        # and the horizon (a client's leaving at or after that is the birthday, or none)
+        births = np.arange(self.chain.n_birth_rows) - (AGE_ROWS - 1)
+        birthday = (births + AGE_ROWS).astype(float)
+        self.limit_by_row = np.minimum(birthday, model.n_months).tolist()
+        self.birthday_by_row = np.where(birthday <= model.n_months, birthday,
+                                        np.inf).tolist()
 
     def referrals(self, month: int) -> None:
         """Draw the month's referrals as ``FamilyHelp.referrals`` does, serve them, and
@@ -127,12 +140,10 @@ class FamilyHelpReplay:
                                             birthday, n_months)
         deadline = arrival + (deadline - arrival)  # as scheduled at the referral
         served = serve_family_help(
-            self.heap, self.flat, self.width, n_months, arrival.tolist(),
-            deadline.tolist(), clock.tolist(),
+            self.heap, self.flat, self.width, n_months, chain.n_birth_rows,
+            arrival.tolist(), deadline.tolist(), clock.tolist(),
             chain._position(0, unserved, arrival).tolist(), help_log.tolist(),
-            (unserved * self.width).tolist(), (helped * self.width).tolist(),
-            np.minimum(birthday, n_months).tolist(),
-            np.where(birthday <= n_months, birthday, np.inf).tolist())
+            unserved.tolist(), self.limit_by_row, self.birthday_by_row)
         start = served.start
         is_served = np.isfinite(start)
         help_first = np.isfinite(served.help_ends)

@@ -99,6 +99,15 @@ class _Columns:
             shape = (1024,) if width is None else (1024, width)
             self._data[name] = np.zeros(shape, dtype=dtype)
 
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in all, so that growing to them copies nothing
+        (a table doubled while full briefly holds three times its data)."""
+        if rows > len(next(iter(self._data.values()))):
+            for name, old in self._data.items():
+                grown = np.zeros((rows, *old.shape[1:]), dtype=old.dtype)
+                grown[: self.size] = old[: self.size]
+                self._data[name] = grown
+
     def append(self, **columns: NDArray[Any]) -> IntArray:
         n = len(next(iter(columns.values())))
         if self.size + n > len(next(iter(self._data.values()))):
