@@ -40,6 +40,7 @@ import heapq
 import math
 from bisect import bisect_left
 from collections import deque
+from itertools import chain
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,8 +246,8 @@ def replay_foster_queue(places: int, customers: list[int], ends: list[int],
     next_year = 0  # next 31 March to snapshot (0: the base record, at time 0)
     year_end = 0.0
     ceil = math.ceil
-    for customer, end, t in zip([*customers, -1], [*ends, 0], [*times, INF],
-                                strict=True):
+    for customer, end, t in zip(chain(customers, (-1,)), chain(ends, (0,)),
+                                chain(times, (INF,)), strict=True):
         if t != now:
             # close the instant ``now``: hand-overs of freed places, then the callbacks
             # of the requests granted during it (children who left at ``now`` excepted)

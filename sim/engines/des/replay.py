@@ -89,7 +89,8 @@ class FamilyHelpReplay:
         self.waits: list[list[float]] = [[0.0, 0] for _ in range(n_years + 1)]
         self.pool = np.zeros(n_years + 1, dtype=np.int64)  # in the pool on 31 March
         self.queue = np.zeros(n_years + 1, dtype=np.int64)  # waiting on 31 March
-        self.records: list[tuple[Array, Array, Array, Array]] = []  # waits, see finish
+        # ends of waits by year (time, 1 if help started, arrival number, months waited)
+        self.records: dict[int, list[tuple[Array, Array, IntArray, Array]]] = {}
         self.entries: dict[int, list[tuple[Array, Array, IntArray]]] = {}
         self.clients = 0
         self.events = 0  # what the heap would process: referral, leaving, end of help
@@ -200,8 +201,12 @@ class FamilyHelpReplay:
         # adds them up in the order it processes them: by time, leavings before the
         # hand-overs of the same instant, then by arrival
         ended = np.flatnonzero(waited & np.isfinite(wait_end))
-        self.records.append((wait_end[ended], is_served[ended].astype(np.int64),
-                             sequence[ended], wait_end[ended] - arrival[ended]))
+        years = _years_of(wait_end[ended])
+        for year in np.unique(years).tolist():
+            these = ended[years == year]
+            self.records.setdefault(year, []).append(
+                (wait_end[these], is_served[these].astype(np.int64), sequence[these],
+                 wait_end[these] - arrival[these]))
 
     def entries_due(self, month: int) -> tuple[IntArray, Array]:
         """Children entering care from family help during ``month``, in time order."""
@@ -217,16 +222,12 @@ class FamilyHelpReplay:
     def finish(self) -> None:
         """Add up the waits in the order the simpy path does (float sums are not
         associative, and the records must be identical)."""
-        if not self.records:
-            return
-        moment, kind, sequence, amount = (np.concatenate(parts)
-                                          for parts in zip(*self.records, strict=True))
-        self.records = []
-        order = np.lexsort((sequence, kind, moment))
-        years, amount = _years_of(moment[order]), amount[order]
-        for year in np.unique(years).tolist():
-            these = amount[years == year]
-            self.waits[year] = [float(np.cumsum(these)[-1]), int(these.size)]
+        for year, parts in sorted(self.records.items()):
+            moment, kind, sequence, amount = (np.concatenate(columns)
+                                              for columns in zip(*parts, strict=True))
+            order = np.lexsort((sequence, kind, moment))
+            self.waits[year] = [float(np.cumsum(amount[order])[-1]), int(amount.size)]
+        self.records = {}
 
     def in_pool(self, moment: float) -> int:
         return int(self.pool[round(moment / MONTHS_PER_YEAR)])
@@ -293,7 +294,7 @@ class QueueReplicate(ReplicateState):
         # when each episode's start event would be put on the heap: its month's start,
         # or (None) its own start for children leaving family help, who start at once
         self.now: float | None = 0.0
-        self.scheduled: list[float] = []
+        self.scheduled: list[Array] = []  # per batch of episodes, see _episodes_drawn
 
     def run(self) -> ReplicateResult:
         began = time.perf_counter()
@@ -310,7 +311,7 @@ class QueueReplicate(ReplicateState):
             family_help.finish()
             self.heap_events += family_help.events
         if self.foster_replay is not None:
-            self.foster_replay.replay(np.array(self.scheduled))
+            self.foster_replay.replay(np.concatenate(self.scheduled))
         records = [base_record, *(self._year_record(year)
                                   for year in range(1, self.n_years + 1))]
         episodes, home = self._episode_tables()
@@ -322,8 +323,8 @@ class QueueReplicate(ReplicateState):
                         sources: IntArray, streams: IntArray, births: IntArray,
                         months: IntArray, placements: IntArray, end: Array,
                         reason: IntArray) -> None:
-        self.scheduled.extend(start.tolist() if self.now is None else
-                              [self.now] * episodes.size)
+        self.scheduled.append(start.copy() if self.now is None else
+                              np.full(episodes.size, self.now))
         if self.foster_replay is not None and np.all(sources == SOURCE_INITIAL):
             self.foster_replay.place_initial(episodes, placements)
 
@@ -357,6 +358,7 @@ class QueueReplicate(ReplicateState):
 
     def _save(self, children: IntArray) -> dict[str, Any]:
         return {"episodes": self.episodes.size, "home": self.home.size,
+                "scheduled": len(self.scheduled),
                 "transitions": self.transitions,
                 "care_episodes": self.children["care_episodes"][children].copy(),
                 "home_spells": self.children["home_spells"][children].copy(),
@@ -364,7 +366,7 @@ class QueueReplicate(ReplicateState):
 
     def _restore(self, children: IntArray, saved: dict[str, Any]) -> None:
         self.episodes.size, self.home.size = saved["episodes"], saved["home"]
-        del self.scheduled[saved["episodes"]:]
+        del self.scheduled[saved["scheduled"]:]
         self.transitions = saved["transitions"]
         self.children["care_episodes"][children] = saved["care_episodes"]
         self.children["home_spells"][children] = saved["home_spells"]
