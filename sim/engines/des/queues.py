@@ -40,8 +40,8 @@ import heapq
 import math
 from bisect import bisect_left
 from collections import deque
-from itertools import chain
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -104,7 +104,8 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
     horizon = float(n_months)
     heapreplace = heapq.heapreplace
     helped_offset = n_rows * width
-    for i, a, d, c, used, row in zip(range(n), arrival, deadline, clock, used_from, rows):
+    for i, a, d, c, used, row in zip(range(n), arrival, deadline, clock, used_from, rows,
+                                     strict=True):
         top = heap[0]
         if top <= a:  # a free place: help starts on arrival, the clock is untouched
             s = a
