@@ -1,7 +1,7 @@
 """The capacity path: one replicate with ``[capacity]``, without the simpy heap.
 
 Gives the records and episode tables of the simpy path (:mod:`.replicate`,
-:mod:`.capacity`) bit for bit, in about a hundredth of the time at national scale
+:mod:`.capacity`) bit for bit, some twenty times faster at national scale
 (``tests/unit/test_des_capacity_replay.py``; docs/des.md, "Capacity without the heap").
 Why it can skip the heap: nothing a queue decides feeds back into the draws of the
 children in care.  A foster placement changes no hazard, and family help changes only
