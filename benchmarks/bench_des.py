@@ -10,7 +10,7 @@ Figures (each printed beside its target):
   (40,000 foster places, 20,000 family-help places) at population_scale 1, one
   replicate, on the capacity path (queues replayed without a heap, :mod:`.replay`);
   target <= 3 s.  Set ``CICSIM_BENCH_CAPACITY=0`` to skip it.  (The simpy path takes
-  minutes on it: about 100 s CPU on a quiet machine, 353 s wall at load 6.);
+  minutes on it: 152 s CPU and 902 MB at load 1.4-2, 353 s wall at load 6.);
 * ``des_peak_mb``: peak resident memory of the process running a no-capacity replicate
   (each replicate runs in a forked child, so it is measured on its own); target <= 400.
 
