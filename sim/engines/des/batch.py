@@ -52,7 +52,7 @@ class BatchReplicate(ReplicateState):
         base_record = self._draw_initial_state()
         for month in range(self.model.n_months):
             self._draw_month(month)
-        self._count_flows()
+        self.heap_events = count_flows(self)
         records = [base_record, *(self._year_record(year)
                                   for year in range(1, self.n_years + 1))]
         episodes, home = self._episode_tables()
@@ -60,38 +60,39 @@ class BatchReplicate(ReplicateState):
                                home, self.heap_events, self.transitions,
                                time.perf_counter() - start, extra={"path": "batch"})
 
-    def _count_flows(self) -> None:
-        """The flows the event path counts in its start and end callbacks, by year: the
-        same definitions (year of the event, age band in the month it starts)."""
-        model, e = self.model, self.episodes
-        size = self.n_years + 1
-        source = e["source"]
-        started = np.flatnonzero(source != SOURCE_INITIAL)
-        start = e["start"][started]
-        year = _year_of_time(start)
-        month = np.minimum(np.floor(start).astype(np.int64), model.n_months - 1)
-        band = BAND_OF_AGE_ROW[np.clip(month - e["birth"][started], 0, AGE_ROWS - 1)]
-        cell = year * N_BANDS + band
-        kind = source[started]
-        self.started = np.bincount(cell, minlength=size * N_BANDS).reshape(
-            size, N_BANDS).tolist()
-        self.started_uasc = np.bincount(cell[kind == SOURCE_UASC],
-                                        minlength=size * N_BANDS).reshape(
-            size, N_BANDS).tolist()
-        self.reentered = np.bincount(year[kind == SOURCE_REENTRY], minlength=size).tolist()
-        # DfE's first start in the year: one per (child, year) with any start.  Only a
-        # child with more than one episode can have two starts in a year, so only those
-        # go through np.unique (the rest are a few per cent of the starts).
-        child = e["child"][started]
-        repeated = self.children["care_episodes"][child] > 1
-        pairs = np.unique(child[repeated] * size + year[repeated])
-        self.first_starts = (np.bincount(year[~repeated], minlength=size)
-                             + np.bincount(pairs % size, minlength=size)).tolist()
-        ended = np.flatnonzero(e["reason"] != STILL_IN_CARE)
-        end_year = _year_of_time(e["end"][ended])
-        exits = (end_year * N_STREAMS + e["stream"][ended]) * N_REASONS + e["reason"][ended]
-        self.ceased = np.bincount(exits, minlength=size * N_STREAMS * N_REASONS).reshape(
-            size, N_STREAMS, N_REASONS).tolist()
-        # what the event path would process: a start and an end per episode, a month
-        # start per month and a snapshot per year
-        self.heap_events = int(started.size + ended.size + model.n_months + self.n_years)
+
+def count_flows(state: ReplicateState) -> int:
+    """Set ``state``'s flows by year as the event path counts them in its start and end
+    callbacks (same definitions: year of the event, age band in the month it starts),
+    from the finished episode table; returns the care events the event path processes
+    (a start and an end per episode, a month start per month, a snapshot per year)."""
+    model, e = state.model, state.episodes
+    size = state.n_years + 1
+    source = e["source"]
+    started = np.flatnonzero(source != SOURCE_INITIAL)
+    start = e["start"][started]
+    year = _year_of_time(start)
+    month = np.minimum(np.floor(start).astype(np.int64), model.n_months - 1)
+    band = BAND_OF_AGE_ROW[np.clip(month - e["birth"][started], 0, AGE_ROWS - 1)]
+    cell = year * N_BANDS + band
+    kind = source[started]
+    state.started = np.bincount(cell, minlength=size * N_BANDS).reshape(
+        size, N_BANDS).tolist()
+    state.started_uasc = np.bincount(cell[kind == SOURCE_UASC],
+                                    minlength=size * N_BANDS).reshape(
+        size, N_BANDS).tolist()
+    state.reentered = np.bincount(year[kind == SOURCE_REENTRY], minlength=size).tolist()
+    # DfE's first start in the year: one per (child, year) with any start.  Only a
+    # child with more than one episode can have two starts in a year, so only those
+    # go through np.unique (the rest are a few per cent of the starts).
+    child = e["child"][started]
+    repeated = state.children["care_episodes"][child] > 1
+    pairs = np.unique(child[repeated] * size + year[repeated])
+    state.first_starts = (np.bincount(year[~repeated], minlength=size)
+                         + np.bincount(pairs % size, minlength=size)).tolist()
+    ended = np.flatnonzero(e["reason"] != STILL_IN_CARE)
+    end_year = _year_of_time(e["end"][ended])
+    exits = (end_year * N_STREAMS + e["stream"][ended]) * N_REASONS + e["reason"][ended]
+    state.ceased = np.bincount(exits, minlength=size * N_STREAMS * N_REASONS).reshape(
+        size, N_STREAMS, N_REASONS).tolist()
+    return int(started.size + ended.size + model.n_months + state.n_years)

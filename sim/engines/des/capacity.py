@@ -198,6 +198,10 @@ class FosterQueue:
         self.waits[year][0] += waited
         self.waits[year][1] += 1
 
+    def waiting_at(self, year: int) -> int:
+        """Requests waiting now (called at ``year``'s 31 March snapshot)."""
+        return self.resource.waiting
+
     def leave(self, episode: int) -> None:
         """The episode ended: free its place, or leave the queue (recording the wait)."""
         request = self.requests.pop(episode, None)
@@ -381,6 +385,7 @@ class FamilyHelp:
         return sum(1 for referred, left in zip(self.referred_at, self.left_at, strict=True)
                    if referred <= moment < left)
 
-    def waiting(self) -> int:
+    def waiting_at(self, year: int) -> int:
+        """Clients waiting now (called at ``year``'s 31 March snapshot)."""
         return self.resource.waiting
 

@@ -128,7 +128,7 @@ class EventReplicate(ReplicateState):
                                self.heap_events, self.transitions,
                                time.perf_counter() - start,
                                extra={"mean_pending_events": float(np.mean(pending)),
-                                      "path": "events"})
+                                      "path": "simpy"})
 
     def _new_children(self, origins: int | IntArray, month: int, rows: IntArray,
                       columns: IntArray, counts: IntArray, births: IntArray,

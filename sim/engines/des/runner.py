@@ -1,8 +1,10 @@
 """Running replicates: pick the path, spread replicates over worker processes, stack.
 
 Path: a scenario without ``[capacity]`` runs on the batch path (:mod:`.batch`), one
-with capacity on the event path (:mod:`.replicate`, simpy).  Both give identical records
-for the same seed; ``path="events"`` forces the event path (tests compare the two).
+with capacity on the event path (:mod:`.replay`: the queues replayed without a heap).
+``path="simpy"`` runs the reference event path on a simpy heap (:mod:`.replicate`),
+which is far slower at national scale.  All give identical records for the same seed
+(tests compare them); ``path`` forces one.
 
 Workers: replicates are independent streams and are combined in replicate order, so
 the output is identical for any number of worker processes.
@@ -21,16 +23,18 @@ import xarray as xr
 from sim.engines.des.batch import BatchReplicate
 from sim.engines.des.common import ProgressCallback
 from sim.engines.des.model import CompiledModel, compile_model
+from sim.engines.des.replay import QueueReplicate
 from sim.engines.des.replicate import EventReplicate
 from sim.engines.des.state import ReplicateResult
 from sim.engines.schema import build_dataset, stack_replicates
 from sim.model.parameters import Array, ModelParameters
 
-DesPath = Literal["auto", "batch", "events"]
-PATHS: tuple[str, ...] = ("auto", "batch", "events")
+DesPath = Literal["auto", "batch", "events", "simpy"]
+PATHS: tuple[str, ...] = ("auto", "batch", "events", "simpy")
 
 
-def chosen_path(model: CompiledModel, path: DesPath = "auto") -> Literal["batch", "events"]:
+def chosen_path(model: CompiledModel, path: DesPath = "auto",
+                ) -> Literal["batch", "events", "simpy"]:
     """``auto``: batch unless the scenario limits places (queues need events)."""
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
@@ -43,9 +47,12 @@ def simulate_replicate(model: CompiledModel, replicate: int,
                        path: DesPath = "auto") -> ReplicateResult:
     """Run one replicate (its random numbers depend only on the root seed and
     ``replicate``, not on the path)."""
-    if chosen_path(model, path) == "batch":
+    chosen = chosen_path(model, path)
+    if chosen == "batch":
         return BatchReplicate(model, replicate).run()
-    return EventReplicate(model, replicate).run()
+    if chosen == "simpy":
+        return EventReplicate(model, replicate).run()
+    return QueueReplicate(model, replicate).run()
 
 
 _WORKER_MODEL: CompiledModel | None = None

@@ -73,7 +73,8 @@ class FosterQueueView(Protocol):
     """What the year record reads of the foster queue (sim.engines.des.capacity)."""
 
     waits: Any
-    resource: Any
+
+    def waiting_at(self, year: int) -> int: ...
 
 
 class FamilyHelpView(Protocol):
@@ -85,7 +86,7 @@ class FamilyHelpView(Protocol):
 
     def in_pool(self, moment: float) -> int: ...
 
-    def waiting(self) -> int: ...
+    def waiting_at(self, year: int) -> int: ...
 
 class _Columns:
     """Growable struct-of-arrays table (append whole batches; views for queries)."""
@@ -97,6 +98,15 @@ class _Columns:
             dtype, width = spec_ if isinstance(spec_, tuple) else (spec_, None)
             shape = (1024,) if width is None else (1024, width)
             self._data[name] = np.zeros(shape, dtype=dtype)
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in all, so that growing to them copies nothing
+        (a table doubled while full briefly holds three times its data)."""
+        if rows > len(next(iter(self._data.values()))):
+            for name, old in self._data.items():
+                grown = np.zeros((rows, *old.shape[1:]), dtype=old.dtype)
+                grown[: self.size] = old[: self.size]
+                self._data[name] = grown
 
     def append(self, **columns: NDArray[Any]) -> IntArray:
         n = len(next(iter(columns.values())))
@@ -445,9 +455,10 @@ class ReplicateState:
         inverse = 1.0 / self.scale
         if self.foster is not None:
             total, count = self.foster.waits[year]
-            record["foster_waiting"] = np.array(self.foster.resource.waiting * inverse)
+            record["foster_waiting"] = np.array(self.foster.waiting_at(year) * inverse)
             record["foster_wait_months"] = np.array(total / count if count else np.nan)
         if self.family_help is not None:
             total, count = self.family_help.waits[year]
-            record["family_help_waiting"] = np.array(self.family_help.waiting() * inverse)
+            record["family_help_waiting"] = np.array(self.family_help.waiting_at(year)
+                                                     * inverse)
             record["family_help_wait_months"] = np.array(total / count if count else np.nan)

@@ -1,0 +1,162 @@
+"""The DES's capacity path (queues replayed without a heap) against the simpy path.
+
+Both queues are first come first served and every customer's fate is known once it
+arrives, so :mod:`sim.engines.des.replay` replays them in arrival order instead of
+running a simpy heap (docs/des.md, "Capacity without the heap").  It must give the simpy
+path's replicate bit for bit: records, episode tables, event and transition counts, for
+the capacity example and for each kind of capacity alone.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sim.engines import des
+from sim.engines.des.queues import replay_foster_queue
+from sim.engines.des.replay import QueueReplicate
+from sim.engines.des.state import ReplicateResult
+from sim.model.parameters import ModelParameters
+from sim.scenarios.loader import load_scenario
+
+SMALL = ["run.population_scale=0.02", "run.replicates=2"]
+VARIANTS = {
+    "capacity-example": [],
+    "foster-only": ["capacity.family_help_places=0"],
+    "family-help-only": ["capacity.foster_places=0"],
+    # scarce places: long queues, many leaving unserved, ties at birthdays
+    "scarce": ["capacity.foster_places=20000", "capacity.family_help_places=5000"],
+}
+
+
+def _config(*overrides: str) -> dict:
+    return load_scenario("scenarios/capacity-example.toml", [*SMALL, *overrides]).config
+
+
+def _assert_identical(a: ReplicateResult, b: ReplicateResult) -> None:
+    assert len(a.records) == len(b.records)
+    for year, (x, y) in enumerate(zip(a.records, b.records, strict=True)):
+        assert x.keys() == y.keys()
+        for name in x:
+            assert np.array_equal(np.asarray(x[name]), np.asarray(y[name]),
+                                  equal_nan=True), (year, name)
+    for table in ("episodes", "home_spells"):
+        x, y = getattr(a, table), getattr(b, table)
+        assert x.keys() == y.keys()
+        for name in x:
+            assert np.array_equal(x[name], y[name], equal_nan=True), (table, name)
+    assert a.heap_events == b.heap_events
+    assert a.transitions == b.transitions
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("replicate", [0, 1])
+def test_replay_and_simpy_paths_give_identical_replicates(
+        baseline_params: ModelParameters, variant: str, replicate: int) -> None:
+    model = des.compile_model(baseline_params, _config(*VARIANTS[variant]))
+    assert des.chosen_path(model) == "events"
+    replayed = des.simulate_replicate(model, replicate)
+    simpy = des.simulate_replicate(model, replicate, "simpy")
+    assert replayed.extra["path"] == "events" and simpy.extra["path"] == "simpy"
+    _assert_identical(replayed, simpy)
+
+
+def test_replay_and_simpy_runs_give_identical_datasets(
+        baseline_params: ModelParameters) -> None:
+    config = _config("run.end_year=2026")
+    xr.testing.assert_identical(des.run(baseline_params, config, workers=1),
+                                des.run(baseline_params, config, workers=1, path="simpy"))
+
+
+def test_without_capacity_every_path_agrees(baseline_params: ModelParameters) -> None:
+    """The simpy path stays the reference for the batch path too."""
+    config = load_scenario("scenarios/baseline.toml", SMALL).config
+    model = des.compile_model(baseline_params, config)
+    batch = des.simulate_replicate(model, 0)
+    assert batch.extra["path"] == "batch"
+    _assert_identical(batch, des.simulate_replicate(model, 0, "simpy"))
+    _assert_identical(batch, des.simulate_replicate(model, 0, "events"))
+
+
+def test_foster_replay_follows_simpy_at_a_tied_instant() -> None:
+    """Two places, held by customers 0 and 1.  At time 5, in heap order: customer 0's
+    end (a release: its hand-over waits for the instant's other events), customer 3's
+    request (grants the head of the queue, customer 2, and joins it), customer 1's end.
+    Then both hand-overs run: the first grants customer 3 (who waited 0 months but did
+    wait), the second finds nobody."""
+    customers = [0, 1, 2, 0, 3, 1]
+    ends = [0, 0, 0, 1, 0, 1]
+    times = [0.0, 0.0, 1.0, 5.0, 5.0, 5.0]
+    outcome = replay_foster_queue(2, customers, ends, times, 4, n_years=1)
+    assert outcome.overflow.tolist() == [False, False, True, True]
+    assert outcome.foster_from.tolist() == [0.0, 0.0, 5.0, 5.0]
+    assert np.isnan(outcome.wait_end[:2]).all() and outcome.wait_end[2:].tolist() == [5, 5]
+    assert outcome.waits[1] == [4.0, 2]
+    assert outcome.waiting == [0, 0]
+
+
+def test_family_help_recursion_matches_a_direct_queue() -> None:
+    """The recursion behind :func:`~sim.engines.des.queues.serve_family_help`
+    (Kiefer-Wolfowitz with abandonment) against a direct event simulation of a FIFO
+    queue with ``c`` places, on random arrivals, patience and service times."""
+    rng = np.random.default_rng(3)
+    n, places = 400, 3
+    arrival = np.sort(rng.uniform(0, 50, n)).tolist()
+    deadline = (np.array(arrival) + rng.exponential(2.0, n)).tolist()
+    service = rng.exponential(1.5, n).tolist()
+    heap = [-math.inf] * places
+    start = [math.inf] * n
+    for i in range(n):
+        s = max(arrival[i], heap[0])
+        if s < deadline[i]:
+            start[i] = s
+            heapq.heapreplace(heap, s + service[i])
+    # direct: events (time, kind, customer); kind 0 release, 1 leaving, 2 arrival
+    events = [(t, 2, i) for i, t in enumerate(arrival)] + [
+        (t, 1, i) for i, t in enumerate(deadline)]
+    heapq.heapify(events)
+    free, queue, direct = places, [], [math.inf] * n
+    while events:
+        now, kind, i = heapq.heappop(events)
+        if kind == 0:
+            free += 1
+        elif kind == 1:
+            if i in queue:
+                queue.remove(i)
+        else:
+            queue.append(i)
+        while free and queue:
+            head = queue.pop(0)
+            direct[head] = now
+            free -= 1
+            heapq.heappush(events, (now + service[head], 0, head))
+    assert start == direct
+    assert n // 10 < sum(map(math.isfinite, start)) < n
+
+
+@pytest.mark.slow
+def test_replay_splits_a_month_where_a_child_reenters_within_it(
+        baseline_params: ModelParameters, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child entering care from family help whose episode and home spell both end
+    within the month re-enters at once; the heap draws that re-entry before the next
+    child, so the month's batch is split there (replicate 1 at population_scale 0.05
+    has one such month).  Slow: the simpy path takes about ten seconds here."""
+    splits: list[int] = []
+    restore = QueueReplicate._restore
+
+    def counted(self: QueueReplicate, *args: Any) -> None:
+        splits.append(1)
+        restore(self, *args)
+
+    monkeypatch.setattr(QueueReplicate, "_restore", counted)
+    config = load_scenario("scenarios/capacity-example.toml",
+                           ["run.population_scale=0.05"]).config
+    model = des.compile_model(baseline_params, config)
+    replayed = des.simulate_replicate(model, 1)
+    assert splits
+    _assert_identical(replayed, des.simulate_replicate(model, 1, "simpy"))
