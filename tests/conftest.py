@@ -55,6 +55,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, tier))
         if tier == "statistical":
             item.add_marker(pytest.mark.slow)
+    # Longest first: pytest-xdist hands out the first tests round-robin, so the
+    # minute-long statistical tests start at once on different workers and the short
+    # ones fill in around them (otherwise two can end up queued on one worker).
+    items.sort(key=lambda item: Path(str(item.fspath)).resolve().parent.name != "statistical")
 
 
 @pytest.fixture(scope="session")
