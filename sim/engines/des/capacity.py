@@ -30,9 +30,7 @@ from sim.engines.des.common import (
     AGE_ROWS,
     CHILD_EVENT,
     FAMILY_HELP_ENTRY,
-    MONTH_IN_YEARS,
     MONTHS_PER_YEAR,
-    ORIGIN_FAMILY_HELP,
     SOURCE_CIN,
     STREAM_ENTRY_TIMES,
     STREAM_FAMILY_HELP,
@@ -64,6 +62,8 @@ class EventHost(Protocol):
 
     def _poisson_cells(self, origins: Any, month: int, rows: IntArray, columns: IntArray,
                        means: Array) -> IntArray: ...
+
+    def _new_referrals(self, month: int) -> IntArray: ...
 
     def _new_children(self, origins: Any, month: int, rows: IntArray, columns: IntArray,
                       counts: IntArray, births: IntArray) -> tuple[IntArray, IntArray]: ...
@@ -254,15 +254,8 @@ class FamilyHelp:
 
     def referrals(self, month: int) -> None:
         """Draw this month's referrals (a share of the CIN inflow) and schedule them."""
-        run, model = self.run, self.run.model
-        rows = np.arange(AGE_ROWS)
-        zeros = np.zeros(AGE_ROWS, dtype=np.int64)
-        share = model.capacity.family_help_referral_share
-        means = (run.scale * model.population[month] * share
-                 * model.referral_rate[month // MONTHS_PER_YEAR] * MONTH_IN_YEARS)
-        counts = run._poisson_cells(ORIGIN_FAMILY_HELP, month, rows, zeros, means)
-        children, _ = run._new_children(ORIGIN_FAMILY_HELP, month, rows, zeros, counts,
-                                        month - rows)
+        run = self.run
+        children = run._new_referrals(month)
         ids = run.children["id"][children]
         times = month + rng.keyed_uniforms(run.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
         draws = rng.keyed_uniforms(run.keys[STREAM_FAMILY_HELP], ids, 0, 3)

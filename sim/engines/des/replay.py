@@ -39,7 +39,6 @@ from sim.engines.des.common import (
     FOSTER,
     MONTH_IN_YEARS,
     MONTHS_PER_YEAR,
-    ORIGIN_FAMILY_HELP,
     SOURCE_CIN,
     SOURCE_INITIAL,
     STREAM_ENTRY_TIMES,
@@ -113,14 +112,7 @@ class FamilyHelpReplay:
         """Draw the month's referrals as ``FamilyHelp.referrals`` does, serve them, and
         file those who will enter care under the month they leave the pool in."""
         run, model = self.run, self.run.model
-        rows = np.arange(AGE_ROWS)
-        zeros = np.zeros(AGE_ROWS, dtype=np.int64)
-        share = model.capacity.family_help_referral_share
-        means = (run.scale * model.population[month] * share
-                 * model.referral_rate[month // MONTHS_PER_YEAR] * MONTH_IN_YEARS)
-        counts = run._poisson_cells(ORIGIN_FAMILY_HELP, month, rows, zeros, means)
-        children, _ = run._new_children(ORIGIN_FAMILY_HELP, month, rows, zeros, counts,
-                                        month - rows)
+        children = run._new_referrals(month)
         n = children.size
         if n == 0:
             return

@@ -42,6 +42,7 @@ from sim.engines.des.common import (
     N_PLACEMENTS,
     ORIGIN_BIRTH,
     ORIGIN_CIN,
+    ORIGIN_FAMILY_HELP,
     ORIGIN_INITIAL,
     ORIGIN_UASC,
     REASON_OF_ROUTE,
@@ -203,6 +204,21 @@ class ReplicateState:
             uniforms = rng.keyed_uniforms(self.keys[STREAM_CELL_COUNTS], ids, 0, 1)[:, 0]
             counts[positive] = poisson_quantile(uniforms, means[positive])
         return counts
+
+    def _new_referrals(self, month: int) -> IntArray:
+        """Register the month's children referred for family help (a share of the CIN
+        inflow, Poisson by age row) and return their indices.  Both capacity paths
+        (simpy and the replay) draw them here, so they are the same children."""
+        model = self.model
+        rows = np.arange(AGE_ROWS)
+        zeros = np.zeros(AGE_ROWS, dtype=np.int64)
+        means = (self.scale * model.population[month]
+                 * model.capacity.family_help_referral_share
+                 * model.referral_rate[month // MONTHS_PER_YEAR] * MONTH_IN_YEARS)
+        counts = self._poisson_cells(ORIGIN_FAMILY_HELP, month, rows, zeros, means)
+        children, _ = self._new_children(ORIGIN_FAMILY_HELP, month, rows, zeros, counts,
+                                         month - rows)
+        return children
 
     def _new_children(self, origins: int | IntArray, month: int, rows: IntArray,
                       columns: IntArray, counts: IntArray, births: IntArray,
