@@ -33,41 +33,11 @@ RATE_FIELDS: tuple[str, ...] = ("referral_rate", "cin_closure_rate", "entry_rate
                                 "home_stage_rate", "reentry_rate", "placement_mix")
 
 
-@dataclass(frozen=True)
-class Columns:
-    """Where each state lives in a state matrix.  ``collapse_placements`` maps every
-    care cell to one column per stream x stage (the reduced layout)."""
-
-    population: int
-    uasc_source: int
-    cin_pool: int
-    care_start: int
-    home_start: int
-    counter_start: int
-    size: int
-    collapse_placements: bool
-
-    def care(self, stream: int, placement: int, stage: int) -> int:
-        if self.collapse_placements:
-            return self.care_start + stream * N_STAGES + stage
-        return self.care_start + (stream * N_PLACEMENTS + placement) * N_STAGES + stage
-
-    def home(self, stage: int) -> int:
-        return self.home_start + stage
-
-    def counter(self, name: str) -> int:
-        return self.counter_start + spec.COUNTERS.index(name)
-
-    def group(self, name: str) -> int:
-        return int(getattr(self, name))
-
-
-DENSE = Columns(spec.LAYOUT.population, spec.LAYOUT.uasc_source, spec.LAYOUT.cin_pool,
-                spec.LAYOUT.care_start, spec.LAYOUT.home_start, spec.LAYOUT.counter_start,
-                spec.LAYOUT.size, collapse_placements=False)
+# The dense layout is spec.LAYOUT; the reduced one collapses placements (same class).
+DENSE = spec.LAYOUT
 _R_HOME = 3 + N_STREAMS * N_STAGES
-REDUCED = Columns(0, 1, 2, 3, _R_HOME, _R_HOME + N_HOME, _R_HOME + N_HOME + len(spec.COUNTERS),
-                  collapse_placements=True)
+REDUCED = spec.StateLayout(0, 1, 2, 3, _R_HOME, _R_HOME + N_HOME,
+                           _R_HOME + N_HOME + len(spec.COUNTERS), collapse_placements=True)
 
 
 @dataclass(frozen=True)
@@ -84,7 +54,7 @@ class Term:
     deplete: bool  # False for sources (never depleted)
 
 
-def _cells(flow: flows.Flow, cols: Columns) -> list[dict[str, int]]:
+def _cells(flow: flows.Flow, cols: spec.StateLayout) -> list[dict[str, int]]:
     """Source cells of a flow as coordinate dicts."""
     if flow.source == "care":
         placements = range(1) if cols.collapse_placements else range(N_PLACEMENTS)
@@ -96,7 +66,7 @@ def _cells(flow: flows.Flow, cols: Columns) -> list[dict[str, int]]:
     return [{}]
 
 
-def _source_column(flow: flows.Flow, cell: dict[str, int], cols: Columns) -> int:
+def _source_column(flow: flows.Flow, cell: dict[str, int], cols: spec.StateLayout) -> int:
     if flow.source == "care":
         return cols.care(cell["stream"], cell["placement"], cell["stage"])
     if flow.source == "home":
@@ -104,7 +74,7 @@ def _source_column(flow: flows.Flow, cell: dict[str, int], cols: Columns) -> int
     return cols.group(flow.source)
 
 
-def _targets(flow: flows.Flow, cell: dict[str, int], cols: Columns) -> list[int]:
+def _targets(flow: flows.Flow, cell: dict[str, int], cols: spec.StateLayout) -> list[int]:
     target = flow.target
     if target == "care_first":
         g = spec.STREAMS.index(flow.target_stream)
@@ -121,7 +91,7 @@ def _targets(flow: flows.Flow, cell: dict[str, int], cols: Columns) -> list[int]
     return [-1]
 
 
-def compile_terms(cols: Columns) -> tuple[Term, ...]:
+def compile_terms(cols: spec.StateLayout) -> tuple[Term, ...]:
     """Every hazard flow as a :class:`Term` in ``cols`` (the one loop over flows)."""
     sources = {g.name for g in flows.STATE_GROUPS if g.source}
     terms = []
@@ -201,7 +171,7 @@ def check_exit_hazards(fields: Mapping[str, Array]) -> None:
                          "would be missing from ceased_by_stream; add the route there")
 
 
-def build(terms: tuple[Term, ...], cols: Columns, fields: Mapping[str, Array]) -> Array:
+def build(terms: tuple[Term, ...], cols: spec.StateLayout, fields: Mapping[str, Array]) -> Array:
     """Generators, shape (*batch, bands, S, S): row = from, column = to, per year.
 
     Sources have a zero diagonal (they feed flows without being depleted); counter
@@ -264,7 +234,7 @@ class ScatterMap:
         return int(sum(math.prod(FIELD_SHAPES[f]) for f in self.offsets)) + 1
 
 
-def compile_scatter(terms: tuple[Term, ...], cols: Columns) -> ScatterMap:
+def compile_scatter(terms: tuple[Term, ...], cols: spec.StateLayout) -> ScatterMap:
     """The :class:`ScatterMap` of ``terms`` (mirrors :func:`build` statement by
     statement)."""
     offsets: dict[str, int] = {}

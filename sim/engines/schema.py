@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
-from numpy.typing import ArrayLike
 
 from sim.model import spec
 from sim.model.costs import COST_COMPONENTS, PRICE_BASE
@@ -118,22 +117,6 @@ VARIABLES: dict[str, Variable] = {
                     "general price level, 1 in the base year, rising by "
                     "costs.inflation_per_year (ASSUMPTION: 2 %)", POST),
 }
-
-
-def split_by_stream(total: ArrayLike, uasc: ArrayLike) -> np.ndarray:
-    """A result by stream (``spec.STREAMS`` first, then the total's own dimensions) from
-    its total and its UASC part.
-
-    The engines use it where only the UASC part is counted separately (starts: the UASC
-    stream's only inflow is arrivals; stock-flow exits: UASC counters beside all-stream
-    counters), so the streams sum to the total and the totals stay exactly what they
-    were before streams were reported.
-    """
-    total_values = np.asarray(total, dtype=float)
-    values = np.zeros((len(spec.STREAMS), *total_values.shape))
-    values[spec.STREAMS.index("uasc")] = uasc
-    values[spec.STREAMS.index("non_uasc")] = total_values - values[spec.STREAMS.index("uasc")]
-    return values
 
 
 def build_dataset(years: Sequence[int], records: Sequence[dict[str, Any]],

@@ -82,6 +82,8 @@ class StateLayout:
     arrival intensity of the cohort (both *sources*: constant within a month), the
     children-in-need pool, in-care states, returned-home states, and flow counters
     (absorbing columns that integrate flows exactly within a step).
+    ``collapse_placements`` maps every care cell to one column per stream x stage (the
+    batched engine's reduced layout, :data:`sim.engines.flow_compiler.REDUCED`).
     """
 
     population: int
@@ -91,8 +93,11 @@ class StateLayout:
     home_start: int
     counter_start: int
     size: int
+    collapse_placements: bool = False
 
     def care(self, stream: int, placement: int, stage: int) -> int:
+        if self.collapse_placements:
+            return self.care_start + stream * len(CARE_STAGES) + stage
         return (self.care_start
                 + (stream * len(PLACEMENTS) + placement) * len(CARE_STAGES) + stage)
 
@@ -101,6 +106,10 @@ class StateLayout:
 
     def counter(self, name: str) -> int:
         return self.counter_start + COUNTERS.index(name)
+
+    def group(self, name: str) -> int:
+        """The column of a source or pool state group (``flows.StateGroup.name``)."""
+        return int(getattr(self, name))
 
 
 # Routes by which UASC leave care before 18 (ASSUMPTION, sim/model/rates.py: one
