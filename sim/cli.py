@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from sim.errors import InputError
+from sim.errors import InputError, shown
 
 EXTENSIONS = (
     "sim.calibration.cli",
@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are bad input (exit 2, one line)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}")
+        raise InputError(f"{self.prog}: {shown(message, 300)}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -142,22 +142,42 @@ def one_blas_thread() -> None:
         os.environ.setdefault(variable, "1")
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader has gone (``cicsim params | head``), and
+    Python's own flush at exit would otherwise print a BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file
+        pass
+
+
+# Exit status when the reader of our output went away: what a shell reports for a
+# process ended by SIGPIPE (128 + 13), as `yes | head` does.
+BROKEN_PIPE_EXIT = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     one_blas_thread()
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, quietly
+        return code
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE_EXIT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if os.environ.get("CICSIM_DEBUG"):
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (set CICSIM_DEBUG=1 for the "
-              "traceback)", file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {shown(str(exc), 200)} (set "
+              "CICSIM_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -105,7 +105,6 @@ def test_cache_off_bypasses(cache_dir: Path, counting: _Counting,
     ("uasc.exit_rate_per_year", 0.11),
     ("trends.window_years", 6),
     ("trends.floor", 0.25),
-    ("rates.entry_multiplier", 0.9),
 ])
 def test_relevant_key_misses(cache_dir: Path, counting: _Counting,
                              baseline_scenario: Scenario, key: str, value: Any) -> None:
@@ -125,6 +124,9 @@ def test_relevant_key_misses(cache_dir: Path, counting: _Counting,
     ("run.replicates", 20),
     ("name", "another"),
     ("description", "another"),
+    # multipliers act from the first projection year: the base year never sees them
+    ("rates.entry_multiplier", 0.9),
+    ("rates.reunification_multiplier", 2.0),
 ])
 def test_irrelevant_key_hits(cache_dir: Path, counting: _Counting,
                              baseline_scenario: Scenario, key: str, value: Any) -> None:
