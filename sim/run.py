@@ -108,8 +108,8 @@ def run_to_file(scenario: Scenario, out: str | Path | None = None,
                 **kwargs: Any) -> tuple[xr.Dataset, Path, Path]:
     """Simulate then write ``outputs/<scenario>.nc`` (+ .csv) atomically.  Where it
     will write is checked first, so a bad ``out`` costs no simulation."""
-    out_path = Path(out) if out is not None else Path("outputs") / f"{scenario.name}.nc"
-    out_path = check_output_path(out_path)
+    out_path = check_output_path(out if out is not None
+                                 else Path("outputs") / f"{scenario.name}.nc")
     check_output_path(out_path.with_suffix(".csv"), suffixes=(".csv",))
     ds = simulate(scenario, **kwargs)
     nc_path, csv_path = write_results(ds, out_path)

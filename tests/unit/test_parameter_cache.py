@@ -281,11 +281,13 @@ def test_estimation_reads_only_keyed_or_neutral_keys(
         baseline_scenario: Scenario, baseline_params: ModelParameters) -> None:
     """Record every key the real estimation reads: each must be in the cache key
     (ESTIMATION_KEYS) or be one of the NEUTRAL_KEYS, and the neutral ones must indeed
-    not change the estimate (baseline with a policy scenario's levers added)."""
+    not change the estimate (baseline with a policy scenario's levers added and every
+    [rates] multiplier at a documented bound: the base year is fitted to data alone)."""
     policy = load_scenario("scenarios/review-full.toml")
     assert policy.config["levers"], "review-full should configure levers"
     config = copy.deepcopy(baseline_scenario.config)
     config["levers"] = copy.deepcopy(policy.config["levers"])
+    config["rates"] = {key: (0.0, 10.0)[i % 2] for i, key in enumerate(config["rates"])}
     config["name"] = "renamed"
     reads: set[tuple[str, ...]] = set()
     params = estimate_parameters(_Recorder(config, reads))
