@@ -24,14 +24,21 @@ _repr.maxstring = _repr.maxother = _repr.maxlong = SHOWN_CHARACTERS
 _repr.maxdict = _repr.maxlist = _repr.maxtuple = 4
 
 
+# Line and paragraph separators, and the bidirectional overrides and isolates that can
+# make a terminal show text in an order other than the bytes' ("Trojan Source").
+_INVISIBLE = frozenset([0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def escape_controls(text: str) -> str:
-    """``text`` with every control character (C0, DEL, C1, line and paragraph
-    separators) written as a ``\\x..``/``\\u....`` escape, so it prints on one line and
-    cannot move the cursor, clear the screen or change colours."""
+    """``text`` with every control character (C0, DEL, C1), line separator, bidi
+    control and lone surrogate (undecodable command-line bytes) written as a
+    ``\\x..``/``\\u....`` escape, so it prints on one line and cannot move the cursor,
+    clear the screen, change colours or reorder what is shown."""
     out = []
     for char in text:
         code = ord(char)
-        if code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029):
+        if (code < 0x20 or 0x7F <= code <= 0x9F or code in _INVISIBLE
+                or 0xD800 <= code <= 0xDFFF):
             out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
         else:
             out.append(char)
