@@ -98,6 +98,11 @@ def _describe(kind: Any) -> str:
             "year_table": "a table of year = number"}.get(kind, str(kind))
 
 
+def _echo(value: Any) -> str:
+    """A user's value in a message: strings quoted, as ``repr`` would (safely)."""
+    return f"'{shown(value)}'" if isinstance(value, str) else shown(value)
+
+
 def check_name(name: Any, where: str, key: str = "name") -> str:
     """``name`` if it is a safe scenario name (:data:`SAFE_NAME`, not ``.``/``..``),
     else a one-line error naming ``where`` and ``key``."""
@@ -124,13 +129,13 @@ def _check_number(where: str, key: str, kind: Any, value: Any) -> float:
     """``value`` as a finite number (an integer for ``int`` keys), or an error."""
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where}: key '{key}' must be an integer, got {shown(value)}")
+            raise InputError(f"{where}: key '{key}' must be an integer, got {_echo(value)}")
         if abs(value) > LARGEST_INTEGER:
             raise InputError(f"{where}: key '{key}' = {shown(value)} is out of range")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{where}: key '{key}' must be {_describe(kind)}, got "
-                         f"{shown(value)}")
+                         f"{_echo(value)}")
     try:
         number = float(value)
     except OverflowError:  # an integer with hundreds of digits
@@ -144,7 +149,7 @@ def _check_number(where: str, key: str, kind: Any, value: Any) -> float:
 
 def _check_string(where: str, key: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise InputError(f"{where}: key '{key}' must be a string, got {shown(value)}")
+        raise InputError(f"{where}: key '{key}' must be a string, got {_echo(value)}")
     if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
         raise InputError(f"{where}: key '{key}' = '{shown(value)}' contains control "
                          "characters")
@@ -163,14 +168,14 @@ def _check_value(where: str, key: str, spec: Field, value: Any) -> Any:
         return value
     if spec.is_list:
         if not isinstance(value, list):
-            raise InputError(f"{where}: key '{key}' must be a list, got {shown(value)}")
+            raise InputError(f"{where}: key '{key}' must be a list, got {_echo(value)}")
         item = Field(spec.kind, None, spec.doc, spec.low, spec.high)
         return [_check_value(where, f"{key}[{i}]", item, v) for i, v in enumerate(value)]
     kind = spec.kind
     if kind == "year_table":
         if not isinstance(value, dict):
             raise InputError(f"{where}: key '{key}' must be {_describe(kind)}, got "
-                             f"{shown(value)}")
+                             f"{_echo(value)}")
         out: dict[str, float] = {}
         spelled: dict[str, str] = {}
         for year, amount in value.items():
@@ -184,13 +189,13 @@ def _check_value(where: str, key: str, spec: Field, value: Any) -> Any:
         return out
     if isinstance(kind, tuple):
         if not isinstance(value, str) or value not in kind:
-            raise InputError(f"{where}: key '{key}' = {shown(value)} is not allowed; "
+            raise InputError(f"{where}: key '{key}' = {_echo(value)} is not allowed; "
                              f"must be {_describe(kind)}")
         return value
     if kind is bool:
         if not isinstance(value, bool):
             raise InputError(f"{where}: key '{key}' must be true or false, got "
-                             f"{shown(value)}")
+                             f"{_echo(value)}")
         return value
     if kind is str:
         return _check_string(where, key, value)
