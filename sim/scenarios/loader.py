@@ -308,6 +308,14 @@ def _read_bytes(path: Path, what: str) -> bytes:
                          f"{reason}") from None
 
 
+def _unreadable(exc: ValueError) -> str:
+    """Why the TOML parser gave up, in a few words (Python's own message about its
+    integer digit limit suggests changing the interpreter)."""
+    text = str(exc)
+    return ("an integer has more than 4,300 digits" if "integer string conversion" in text
+            else shown(text, 120))
+
+
 def read_toml(path: Path, what: str) -> Config:
     """Parse a TOML file; a missing, unreadable or malformed file is one line naming it.
     A UTF-8 byte-order mark (as Windows editors save) and CRLF line ends are accepted."""
@@ -323,7 +331,7 @@ def read_toml(path: Path, what: str) -> Config:
         raise InputError(f"{path}: not valid TOML here: tables or arrays nested too "
                          "deeply") from None
     except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
-        raise InputError(f"{path}: not valid TOML here: {exc}") from None
+        raise InputError(f"{path}: not valid TOML here: {_unreadable(exc)}") from None
 
 
 def _read_toml(path: Path, chain: list[Path]) -> list[tuple[str, Config]]:
@@ -376,7 +384,7 @@ def _parse_set(item: str) -> tuple[list[str], Any]:
                          "deeply") from None
     except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
         raise InputError(f"--set: key '{shown(key)}': the value cannot be read: "
-                         f"{exc}") from None
+                         f"{_unreadable(exc)}") from None
     return parts, value
 
 
