@@ -86,3 +86,38 @@ def test_england_is_the_sum_of_the_areas_within_2_percent(config: dict) -> None:
     for mine, theirs in zip(batch["records"], alone["records"], strict=True):
         total, england = mine["looked_after"].sum(), float(theirs["looked_after"])
         assert abs(total / england - 1) < 0.02
+
+
+def test_area_parameters_are_cached_by_config_areas_and_method(
+        config: dict, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default path (shipped data) is cached: a second call with the same config,
+    areas and method does not estimate; another area list or method does."""
+    from sim.estimation import areas as module
+
+    national = cached_parameters(config)  # the default cache, shared with other tests
+    monkeypatch.setenv("CICSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CICSIM_CACHE", "1")
+    monkeypatch.setattr(module.cache, "cached_parameters", lambda _config: national)
+    calls: list[tuple[str, ...]] = []
+
+    def fake(config, records, national_, method, data_dir):  # noqa: ANN001, ANN202
+        calls.append((method, *(r.area.code for r in records)))
+        return [national_ for _ in records]
+
+    monkeypatch.setattr(module, "_estimate", fake)
+    kent = resolve_areas("Kent")
+    first = area_parameters(config, kent)
+    again = area_parameters(config, kent)
+    assert len(calls) == 1 and np.array_equal(first[0].initial_state,
+                                              again[0].initial_state)
+    area_parameters(config, kent, method="raw")
+    area_parameters(config, resolve_areas("Kent,Wolverhampton"))
+    assert len(calls) == 3
+    # England alone needs no area estimate, and parameters passed in bypass the cache
+    assert area_parameters(config, resolve_areas("england"))[0].base_year == \
+        national.base_year
+    area_parameters(config, kent, national=national)
+    assert len(calls) == 4
+    key = module._cache_key(config, kent, "shrinkage")
+    assert key != module._cache_key(config, kent, "raw")
+    assert key != module._cache_key(config, resolve_areas("Medway"), "shrinkage")
