@@ -20,6 +20,7 @@ EXTENSIONS = (
     "sim.calibration.cli",
     "sim.compare_cli",
     "sim.solve",
+    "sim.ssda903_cli",
 )
 
 
@@ -35,9 +36,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
-    ds, nc_path, csv_path = run_to_file(
-        scenario, out=args.out, engine=args.engine, replicates=args.replicates,
-        seed=args.seed, progress=not args.quiet, workers=args.workers)
+    options = dict(engine=args.engine, replicates=args.replicates, seed=args.seed,
+                   progress=not args.quiet, workers=args.workers)
+    if args.ssda903:  # an authority's own extract (docs/ssda903.md)
+        from sim.ssda903_cli import run_with_extract
+
+        ds, nc_path, csv_path = run_with_extract(scenario, args.ssda903, out=args.out,
+                                                 **options)
+    else:
+        ds, nc_path, csv_path = run_to_file(scenario, out=args.out, **options)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
@@ -105,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--ssda903", metavar="DIR", default=None,
+                     help="estimate the rates from an authority's SSDA903 header and "
+                          "episodes files in DIR (docs/ssda903.md)")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
