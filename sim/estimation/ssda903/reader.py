@@ -10,7 +10,8 @@ Every row that fails a rule (:data:`RULES`, documented in ``docs/ssda903.md``) i
 reported with its file, line and rule, then skipped together with the rest of that
 child's rows (so a period of care is never estimated from a broken chain of episodes;
 each of those rows is reported too, as ``child_skipped``).  If more than
-:data:`REJECT_SHARE` of either file's rows are skipped the whole extract is rejected:
+:data:`REJECT_SHARE` of the episode rows are skipped, or of the header rows for a
+header rule, the whole extract is rejected:
 an extract that bad says more about the export than about the children.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,7 +249,7 @@ def read_extract(directory: str | Path, codes: CodeLists | None = None,
         parsed.setdefault(child, []).append(Episode(child, line, decom, dec, values["RNE"],
                                                     values["LS"], values["PLACE"],
                                                     values["REC"]))
-    for child, episodes in parsed.items():
+    for episodes in parsed.values():
         episodes.sort(key=lambda e: (e.decom, e.line))
         _check_chain(episodes, codes, ename, report)
 
@@ -278,7 +279,11 @@ def collection_year_end(day: dt.date) -> dt.date:
     return dt.date(day.year if day <= dt.date(day.year, 3, 31) else day.year + 1, 3, 31)
 
 
-def _check_chain(episodes: list[Episode], codes: CodeLists, file: str, report) -> None:  # type: ignore[no-untyped-def]
+Report = Callable[[str, int, str, str, str], None]
+
+
+def _check_chain(episodes: list[Episode], codes: CodeLists, file: str,
+                 report: Report) -> None:
     """Overlaps and broken period chains among one child's parsed episodes."""
     for previous, current in zip(episodes, episodes[1:], strict=False):
         if previous.dec is None or current.decom < previous.dec:
@@ -321,8 +326,12 @@ def _report_skipped(bad: dict[str, Issue], header_lines: dict[str, list[int]],
 
 def _rejection(directory: Path, issues: list[Issue], rows: dict[str, int]) -> str:
     """Why the extract is rejected ("" if it is not)."""
+    header_file = next(iter(rows))
     for file, total in rows.items():
-        skipped = len({i.line for i in issues if i.file == file})
+        # A header row skipped only because the child's episodes are bad is counted
+        # once, in the episodes file.
+        skipped = len({i.line for i in issues if i.file == file
+                       and not (i.rule == "child_skipped" and file == header_file)})
         if total and skipped / total > REJECT_SHARE:
             first = min((i for i in issues if i.file == file), key=lambda i: i.line)
             return (
