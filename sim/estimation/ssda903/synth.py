@@ -120,7 +120,8 @@ class _Child:
         self.adult = self.age_edges[-1]
         self.rates = settings.route_rates() / DAYS_PER_YEAR  # per day
         self.episodes: list[list[str]] = []
-        start: float | None = entry
+        # an age drawn just under 18 years can fall after the exact 18th birthday
+        start: float | None = min(entry, self.adult - 1)
         while start is not None:
             start = self._period(start)
 
@@ -139,7 +140,8 @@ class _Child:
                 route = spec.EXIT_ROUTES[self.rng.choice(len(hazards), p=hazards / total)]
                 return t + wait, route
             t = edge
-        return stop, spec.AGEING_REASON if stop == self.adult else None
+        # window_end is exclusive (1 April): an 18th birthday on it is after the extract
+        return stop, spec.AGEING_REASON if self.adult < self.window_end else None
 
     def _reentry(self, home: float) -> float | None:
         t = home
@@ -148,7 +150,7 @@ class _Child:
             wait = self.rng.exponential(1 / rate) if rate > 0 else np.inf
             if t + wait < stage_end:
                 back = t + wait
-                return back if back < min(self.adult, self.window_end + 1) else None
+                return back if back < min(self.adult, self.window_end) else None
             t = stage_end
         return None
 
