@@ -118,3 +118,19 @@ def test_authority_parameters_replace_what_the_extract_identifies(tmp_path: Path
     variant["run"]["base_year"] = 2021
     with pytest.raises(InputError, match="run.base_year=2022"):
         authority_parameters(extract, variant, national=national)
+
+
+def test_synth_18th_birthday_the_day_after_the_extract_stays_open() -> None:
+    """A child turning 18 on 1 April (the day after the extract ends) is still in care
+    on 31 March: the period is open, not ended at 18 with a date after the extract
+    (the bug the recovery test caught)."""
+    quiet = synth.SynthSettings(returned_home_rate=0, adoption_rate=0, sgo_cao_rate=0,
+                                other_rate=0, placement_change_rate=0)
+    window_end = float(dt.date(2022, 4, 1).toordinal())  # exclusive
+    dob = float(dt.date(2004, 4, 1).toordinal())
+    child = synth._Child(np.random.default_rng(0), quiet, "X", window_end - 400, dob,
+                         window_end)
+    assert [(e[7], e[8]) for e in child.episodes] == [("", "")]  # open: no DEC, no REC
+    earlier = synth._Child(np.random.default_rng(0), quiet, "Y", window_end - 400,
+                           dob - 1, window_end)
+    assert [(e[7], e[8][:1]) for e in earlier.episodes] == [("31/03/2022", "E")]
