@@ -42,8 +42,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from sim.ssda903_cli import run_with_extract
 
         ds, nc_path, csv_path = run_with_extract(scenario, args.ssda903, out=args.out,
+                                                 population=args.ssda903_population,
                                                  **options)
     else:
+        if args.ssda903_population is not None:
+            raise InputError("--ssda903-population: needs --ssda903 DIR")
         ds, nc_path, csv_path = run_to_file(scenario, out=args.out, **options)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
@@ -115,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ssda903", metavar="DIR", default=None,
                      help="estimate the rates from an authority's SSDA903 header and "
                           "episodes files in DIR (docs/ssda903.md)")
+    run.add_argument("--ssda903-population", type=float, default=None, metavar="N",
+                     help="the authority's population aged 0-17 (default: scaled from "
+                          "England's by the extract's stock)")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")

@@ -81,3 +81,11 @@ def test_synth_then_run_with_the_extract(tmp_path: Path,
         stock = float(ds["looked_after"].isel(year=0))
         assert "SSDA903 extract synth-903" in ds.attrs["parameters"]
     assert 0 < stock < 5000
+
+
+def test_population_without_an_extract_exits_2(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", BASELINE, "--ssda903-population", "1000",
+                 "--out", str(tmp_path / "x.nc")]) == 2
+    assert "needs --ssda903" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()

@@ -134,3 +134,15 @@ def test_synth_18th_birthday_the_day_after_the_extract_stays_open() -> None:
     earlier = synth._Child(np.random.default_rng(0), quiet, "Y", window_end - 400,
                            dob - 1, window_end)
     assert [(e[7], e[8][:1]) for e in earlier.episodes] == [("31/03/2022", "E")]
+
+
+def test_a_given_population_sets_the_scale(tmp_path: Path) -> None:
+    national, config = small_model()
+    synth.write_extract(tmp_path, 300, 2)
+    params, _ = authority_parameters(read_extract(tmp_path), config, population=12_345.0,
+                                     national=national)
+    assert params.population_by_age.sum() == pytest.approx(12_345.0)
+    assert "given population" in params.sources["cin_pool_base"]
+    with pytest.raises(InputError, match="population must be positive"):
+        authority_parameters(read_extract(tmp_path), config, population=-1.0,
+                             national=national)
