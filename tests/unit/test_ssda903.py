@@ -46,7 +46,8 @@ def test_clean_extract_reads_every_row(tmp_path: Path) -> None:
     extract = read_extract(write(tmp_path))
     assert extract.issues == ()
     assert [len(extract.episodes[c]) for c in ("A1", "A2", "A3")] == [3, 1, 1]
-    assert extract.start_date == dt.date(2018, 4, 1)
+    # the earliest episode end (01/09/2019) opens the window; A2's earlier DECOM does not
+    assert extract.start_date == dt.date(2019, 4, 1)
     assert extract.end_date == dt.date(2021, 3, 31)
     assert set(extract.file_hashes) == {"header.csv", "episodes.csv"}
     assert extract.dob["A3"] == dt.date(2008, 2, 29)

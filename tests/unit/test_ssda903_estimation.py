@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixtures import copy_config, small_model
-from test_ssda903 import write
+from test_ssda903 import EPISODES, HEADER, write
 
 from sim.errors import InputError
 from sim.estimation.ssda903 import periods, synth
@@ -20,7 +20,8 @@ from sim.model import spec
 
 def test_lexis_split_of_one_period(tmp_path: Path) -> None:
     """A2 (born 15/02/2015) in care 03/03/2019-20/12/2020, adopted: 1 to 4 until
-    15/02/2020, then 5 to 9; stage edges at 6 months (+182.6 d), 1 year and 2 years."""
+    15/02/2020, then 5 to 9; stage edges at 6 months (+182.6 d), 1 year and 2 years.
+    The extract's window opens on 01/04/2019, so March 2019 is not counted."""
     extract = read_extract(write(tmp_path))
     own = [p for p in periods.build_periods(extract)[0] if p.child == "A2"]
     tables = periods.lexis_tables(own, extract)
@@ -29,7 +30,7 @@ def test_lexis_split_of_one_period(tmp_path: Path) -> None:
     end = dt.date(2020, 12, 20).toordinal()
     year = periods.DAYS_PER_YEAR
     expected = np.zeros((5, 5))
-    expected[1, 0] = 0.5
+    expected[1, 0] = 0.5 - (dt.date(2019, 4, 1).toordinal() - start) / year
     expected[1, 1] = (fifth - start) / year - 0.5
     expected[2, 1] = 1.0 - (fifth - start) / year
     expected[2, 2] = (end - start) / year - 1.0
@@ -47,7 +48,8 @@ def test_periods_join_x1_episodes_and_route_returned_home(tmp_path: Path) -> Non
     rates = estimate_rates(extract)
     assert rates.reentry.events == 1 and rates.reentry.at_risk == 1
     assert rates.stock_by_band.sum() == 2  # A1 and A3 open at 31/03/2021
-    assert rates.starts.sum() == 4 and rates.reentries_per_year.sum() * rates.years == 1
+    # A2's start (03/03/2019) is before the window
+    assert rates.starts.sum() == 3 and rates.reentries_per_year.sum() * rates.years == 1
 
 
 def test_fit_separable_recovers_an_exact_product() -> None:
@@ -146,3 +148,21 @@ def test_a_given_population_sets_the_scale(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="population must be positive"):
         authority_parameters(read_extract(tmp_path), config, population=-1.0,
                              national=national)
+
+
+def test_left_truncated_period_counts_only_time_in_the_window(tmp_path: Path) -> None:
+    """A child in care since 2008 (its old episodes are not in the extract, RNE P)
+    still in care in the window: no time before 01/04/2019 is counted (children who left
+    before then are absent), its time is in the 5-years-plus stage, and it is not a
+    start."""
+    header = HEADER + ["L1,1,01/01/2006,WBRI,UN1,,"]
+    episodes = EPISODES + ["L1,01/06/2008,P,C2,N1,U4,PR1,,,,,,"]
+    extract = read_extract(write(tmp_path, header=header, episodes=episodes))
+    own = [p for p in periods.build_periods(extract)[0] if p.child == "L1"]
+    assert own[0].first_rne == "P"
+    tables = periods.lexis_tables(own, extract)
+    years = (dt.date(2021, 3, 31) - dt.date(2019, 4, 1)).days / periods.DAYS_PER_YEAR
+    assert tables.exposure.sum() == pytest.approx(years)
+    assert tables.exposure[3, 4] == pytest.approx(years)  # aged 13-15, 5 years+
+    rates = estimate_rates(extract)
+    assert rates.left_truncated == 1 and rates.starts.sum() == 3

@@ -156,7 +156,7 @@ def estimate_rates(extract: Extract) -> ExtractRates:
     for child, own in by_child.items():
         dob = extract.dob[child]
         for previous, period in zip([None, *own[:-1]], own, strict=True):
-            if period.first_rne == "S":
+            if period.first_rne == "S" and period.start >= extract.start_date:
                 band = age_band(dob, period.start)
                 starts[band] += 1
                 key = (child, collection_year_end(period.start).year)
@@ -167,7 +167,8 @@ def estimate_rates(extract: Extract) -> ExtractRates:
                 if previous is not None and previous.route == RETURNED_HOME:
                     reentries[band] += 1
         for index, period in enumerate(own):
-            if period.route != RETURNED_HOME or period.end is None:
+            if (period.route != RETURNED_HOME or period.end is None
+                    or period.end < extract.start_date):
                 continue
             following = own[index + 1] if index + 1 < len(own) else None
             censor = min(extract.end_date, add_years(dob, 18))

@@ -94,21 +94,28 @@ class Tables:
 
 def lexis_tables(periods: list[Period], extract: Extract) -> Tables:
     """Split each period's time in care at the age-band birthdays and the stage edges
-    (Lexis diagram), up to the earliest of its exit, the 18th birthday and the end date."""
+    (Lexis diagram), from the later of its start and the extract's start date (delayed
+    entry: time before it is not observed for children who left then) to the earliest
+    of its exit, the 18th birthday and the end date.  Time in care (the stage) counts
+    from the period's own start."""
     n_bands, n_stages = len(spec.AGE_BANDS), len(spec.CARE_STAGES)
     exposure = np.zeros((n_bands, n_stages))
     exits = np.zeros((len(spec.EXIT_ROUTES), n_bands, n_stages))
     end = extract.end_date.toordinal()
+    window = extract.start_date.toordinal()
     for period in periods:
         dob = extract.dob[period.child]
         t0 = period.start.toordinal()
         age_edges = [add_years(dob, e).toordinal() for e in BAND_EDGES_YEARS]
         adult = age_edges[-1]
         t1 = min(period.end.toordinal() if period.end is not None else end, end, adult)
-        if t1 <= t0 and not (period.route in spec.EXIT_ROUTES and t1 == t0):
+        observed_from = max(t0, window)
+        if t1 < observed_from or (t1 == observed_from
+                                  and period.route not in spec.EXIT_ROUTES):
             continue
         stage_edges = [t0 + e * DAYS_PER_YEAR for e in STAGE_EDGES_YEARS]
-        cuts = sorted({t0, t1, *(c for c in age_edges + stage_edges if t0 < c < t1)})
+        cuts = sorted({observed_from, t1,
+                       *(c for c in age_edges + stage_edges if observed_from < c < t1)})
         for a, b in zip(cuts, cuts[1:], strict=False):
             mid = (a + b) / 2
             band = int(np.searchsorted(age_edges, mid, side="right"))

@@ -89,8 +89,13 @@ class Extract:
     """The rows that passed validation, the issues, and the extract's window.
 
     ``end_date`` is the 31 March closing the collection year of the latest date in the
-    extract (open episodes are censored there); ``start_date`` the 1 April opening the
-    collection year of the earliest DECOM."""
+    extract (open episodes are censored there).  ``start_date`` is the 1 April opening
+    the collection year of the earliest exit (a DEC whose REC is not X1): an annual
+    SSDA903 return holds the episodes open during its year, so periods that ended before
+    the first stacked year are absent while long-running ones still show their old
+    DECOM.  Time and events before ``start_date`` are therefore not observed for
+    everyone, and the estimation counts none of them (left truncation); with no exit at
+    all, the earliest DECOM sets it."""
 
     directory: Path
     dob: dict[str, dt.date]
@@ -263,7 +268,9 @@ def read_extract(directory: str | Path, codes: CodeLists | None = None,
         raise InputError(f"{directory}: no valid episodes in {ename}")
     all_dates = [d for eps in episodes_ok.values() for e in eps for d in (e.decom, e.dec)
                  if d is not None]
-    first = min(e.decom for eps in episodes_ok.values() for e in eps)
+    ends = [e.dec for eps in episodes_ok.values() for e in eps
+            if e.dec is not None and codes.rec[e.rec] != CONTINUES]
+    first = min(ends) if ends else min(e.decom for eps in episodes_ok.values() for e in eps)
     return Extract(
         directory=directory, dob=dob_ok, episodes=episodes_ok,
         issues=tuple(sorted(issues, key=lambda i: (i.file, i.line))),

@@ -5,8 +5,11 @@ generating process is the one the estimator assumes, so the estimates can be che
 against the truth (``tests/statistical/test_ssda903_recovery.py``):
 
 * ``children`` first entries, uniform over the collection years ``start_year`` to
-  ``end_year`` (1 April ``start_year - 1`` to 31 March ``end_year``); age at entry by
-  :data:`ENTRY_AGE_SHARE` over the DfE bands, uniform within a band;
+  ``end_year`` (1 April ``start_year - 1`` to 31 March ``end_year``), or from
+  ``burn_in_years`` earlier; age at entry by :data:`ENTRY_AGE_SHARE` over the DfE
+  bands, uniform within a band.  Periods that ended before the window are left out, as
+  in stacked annual returns (whole periods are kept, though: a real return lacks the
+  earlier episodes of a long period), and so are children with nothing left;
 * in care, each exit route's hazard is its ``<route>_rate`` (per year; adoption only
   under ``adoption_max_age``) times :data:`STAGE_MULTIPLIER` of the time-in-care band;
   the 18th birthday ends the period (REC E5/E6/E17); the end date censors it;
@@ -66,6 +69,7 @@ class SynthSettings:
     placement_change_rate: float = 0.6
     reentry_rate_year1: float = 0.25
     reentry_rate_later: float = 0.06
+    burn_in_years: int = 0
 
     def route_rates(self) -> np.ndarray:
         """(routes, bands) true hazards before the stage multiplier."""
@@ -111,9 +115,10 @@ class _Child:
     """One child's history, drawn event by event."""
 
     def __init__(self, rng: np.random.Generator, settings: SynthSettings, child: str,
-                 entry: float, dob: float, window_end: float) -> None:
+                 entry: float, dob: float, window_end: float,
+                 window_start: float = -np.inf) -> None:
         self.rng, self.settings, self.child = rng, settings, child
-        self.dob, self.window_end = dob, window_end
+        self.dob, self.window_end, self.window_start = dob, window_end, window_start
         born = dt.date.fromordinal(int(dob))
         # exact birthdays, as the estimator counts them
         self.age_edges = [float(add_years(born, e).toordinal()) for e in BAND_EDGES_YEARS]
@@ -162,6 +167,7 @@ class _Child:
         changes = np.sort(self.rng.uniform(start, end, n_changes))
         place, legal = self.rng.choice(PLACE_CODES), self.rng.choice(LS_CODES)
         bounds = [start, *changes, end]
+        written = []
         for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
             rne = "S" if k == 0 else str(self.rng.choice(CHANGE_RNE))
             if rne in ("P", "T"):
@@ -172,10 +178,12 @@ class _Child:
             closed = not (last and route is None)
             rec = (str(self.rng.choice(REC_CODES[route])) if last and route else
                    "" if not closed else "X1")
-            self.episodes.append([
+            written.append([
                 self.child, _date(a), rne, str(legal), "N1", str(place), "PR1",
                 _date(b) if closed else "", rec,
                 "CARPL" if rne in ("P", "T") else "", "ZZ99", "ZZ99", "XXXXXXX"])
+        if route is None or np.floor(end) >= self.window_start:
+            self.episodes.extend(written)
         if route == "returned_home":
             return self._reentry(end)
         return None
@@ -187,10 +195,12 @@ def generate(children: int, seed: int, settings: SynthSettings | None = None
     settings = settings or SynthSettings()
     rng = stream_generator(seed, 0, "synth-903")
     window_start = float(dt.date(settings.start_year - 1, 4, 1).toordinal())
+    first_entry = float(dt.date(settings.start_year - 1 - settings.burn_in_years, 4, 1)
+                        .toordinal())
     window_end = float(dt.date(settings.end_year, 3, 31).toordinal())
     header, episodes = [], []
     bands = rng.choice(len(spec.AGE_BANDS), size=children, p=ENTRY_AGE_SHARE)
-    entries = np.sort(rng.uniform(window_start, window_end + 1, children))
+    entries = np.sort(rng.uniform(first_entry, window_end + 1, children))
     for i in range(children):
         _, first, stop = spec.AGE_BANDS[bands[i]]
         age_days = rng.uniform(first / 12, stop / 12) * DAYS_PER_YEAR
@@ -198,9 +208,12 @@ def generate(children: int, seed: int, settings: SynthSettings | None = None
         entry = max(entries[i], dob)
         child = f"{100000 + i}"
         sex = int(rng.integers(1, 3))
-        header.append([child, str(sex), _date(dob), "WBRI", "UN1", "0" if sex == 2 else "",
-                       ""])
-        episodes.extend(_Child(rng, settings, child, entry, dob, window_end + 1).episodes)
+        history = _Child(rng, settings, child, entry, dob, window_end + 1,
+                         window_start).episodes
+        if history:
+            header.append([child, str(sex), _date(dob), "WBRI", "UN1",
+                           "0" if sex == 2 else "", ""])
+            episodes.extend(history)
     return header, episodes
 
 
