@@ -79,7 +79,7 @@ def authority_parameters(extract: Extract, config: dict[str, Any],
     births = national.births_per_year * scale
     pool = national.cin_pool_base * scale
     for name in ("population_by_age", "births_per_year", "cin_pool_base"):
-        sources[name] = f"{scale_note}"
+        sources[name] = scale_note
 
     exit_rate, stage_multiplier, exit_note = _exit_hazards(rates, national)
     sources["exit_rate_per_year"] = f"{label}: exits / child-years by route x band{exit_note}"
