@@ -65,9 +65,10 @@ def run_with_extract(scenario: Scenario, directory: str, out: str | None = None,
     is rejected or the run fails."""
     out_path = Path(out) if out is not None else Path("outputs") / f"{scenario.name}.nc"
     extract = read_extract(directory)
+    params, rates = authority_parameters(extract, scenario.config, population=population)
+    # after every check that can fail: bad input stays one line on stderr
     issues_path = out_path.parent / ISSUES_FILE
     report_issues(extract, str(issues_path))
-    params, rates = authority_parameters(extract, scenario.config, population=population)
     print(f"ssda903: {rates.n_children} children, {rates.n_periods} periods of care, "
           f"{extract.start_date:%d/%m/%Y}-{extract.end_date:%d/%m/%Y}; "
           f"{params.looked_after_base:.0f} in care at the end"

@@ -89,3 +89,19 @@ def test_population_without_an_extract_exits_2(tmp_path: Path,
                  "--out", str(tmp_path / "x.nc")]) == 2
     assert "needs --ssda903" in capsys.readouterr().err
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_extract_ending_in_another_year_exits_2_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The test extract ends 31/03/2021 and has one skipped row (accepted); the baseline's
+    base year is 2022: one error line (the skipped row is not printed first), nothing
+    written."""
+    header, episodes, _ = CASES["dec_before_decom"]
+    header = header + [f"C{i},1,01/01/2012,WBRI,UN1,," for i in range(40)]
+    episodes = episodes + [f"C{i},01/01/2020,S,C2,N1,U4,PR1,,,,,," for i in range(40)]
+    extract = write(tmp_path / "extract", header=header, episodes=episodes)
+    out = tmp_path / "out" / "run.nc"
+    assert main(["run", BASELINE, "--ssda903", str(extract), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run.base_year=2021" in err[0]
+    assert not (tmp_path / "out").exists()
