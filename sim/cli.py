@@ -21,6 +21,7 @@ EXTENSIONS = (
     "sim.calibration.area_backtest",
     "sim.compare_cli",
     "sim.solve",
+    "sim.ssda903_cli",
 )
 
 
@@ -36,9 +37,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
-    ds, nc_path, csv_path = run_to_file(
-        scenario, out=args.out, engine=args.engine, replicates=args.replicates,
-        seed=args.seed, progress=not args.quiet, workers=args.workers)
+    options = dict(engine=args.engine, replicates=args.replicates, seed=args.seed,
+                   progress=not args.quiet, workers=args.workers)
+    if args.ssda903:  # an authority's own extract (docs/ssda903.md)
+        from sim.ssda903_cli import run_with_extract
+
+        ds, nc_path, csv_path = run_with_extract(scenario, args.ssda903, out=args.out,
+                                                 population=args.ssda903_population,
+                                                 **options)
+    else:
+        if args.ssda903_population is not None:
+            raise InputError("--ssda903-population: needs --ssda903 DIR")
+        ds, nc_path, csv_path = run_to_file(scenario, out=args.out, **options)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
@@ -106,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--ssda903", metavar="DIR", default=None,
+                     help="estimate the rates from an authority's SSDA903 header and "
+                          "episodes files in DIR (docs/ssda903.md)")
+    run.add_argument("--ssda903-population", type=float, default=None, metavar="N",
+                     help="the authority's population aged 0-17 (default: scaled from "
+                          "England's by the extract's stock)")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
