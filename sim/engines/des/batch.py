@@ -32,6 +32,7 @@ that 31 March, exactly as on the event path, which reads the table as it stands.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from sim.engines.des.common import (
     N_STREAMS,
     ORIGIN_BIRTH,
     ORIGIN_CIN,
+    ORIGIN_FAMILY_HELP,
     ORIGIN_UASC,
     SOURCE_BIRTH,
     SOURCE_CIN,
@@ -67,82 +69,116 @@ from sim.model.parameters import Array
 CHUNK = 65_536
 
 
-class BatchReplicate(ReplicateState):
-    """Draw every month's episodes, then count the flows from the table."""
+@dataclass
+class Entrants:
+    """Children starting care, to be drawn in one round (see :class:`RoundsReplicate`).
+
+    ``placements``: -1 where drawn from the year's mix; ``call_month``: the month whose
+    draws start the episode on the month-by-month paths (-1: the initial state);
+    ``scheduled``: when those paths put its start on the heap (the month's start, or
+    the moment a child leaves family help)."""
+
+    children: IntArray
+    times: Array
+    sources: IntArray
+    streams: IntArray
+    placements: IntArray
+    call_month: IntArray
+    scheduled: Array
+
+    @classmethod
+    def join(cls, parts: list[Entrants]) -> Entrants:
+        return cls(*(np.concatenate([getattr(p, name) for p in parts])
+                     for name in cls.__dataclass_fields__))
+
+
+class RoundsReplicate(ReplicateState):
+    """The draws of the batch and capacity paths: every month's entrants at once, then
+    re-entries in rounds (module docstring)."""
 
     def __init__(self, model: CompiledModel, replicate: int) -> None:
-        if model.foster_places or model.family_help_places:
-            raise ValueError("the batch path has no queues: a scenario with [capacity] "
-                             "runs on the event path")
         super().__init__(model, replicate)
         self.heap_events = 0
-
-    def run(self) -> ReplicateResult:
-        start = time.perf_counter()
         self.reentries: list[tuple[IntArray, Array]] = []
-        base_record = self._draw_initial_state()
-        children, times, sources, streams, placements = self._draw_entrants()
-        self._draw_episodes(children, times, sources, streams, placements)
-        while self.reentries:
-            children = np.concatenate([c for c, _ in self.reentries])
-            times = np.concatenate([t for _, t in self.reentries])
-            self.reentries = []
-            self._draw_episodes(children, times, SOURCE_REENTRY,
-                                np.zeros(children.size, dtype=np.int64), None)
-        self.heap_events = count_flows(self)
-        records = [base_record, *(self._year_record(year)
-                                  for year in range(1, self.n_years + 1))]
-        episodes, home = self._episode_tables()
-        return ReplicateResult(self.replicate, list(self.model.years), records, episodes,
-                               home, self.heap_events, self.transitions,
-                               time.perf_counter() - start, extra={"path": "batch"})
+        # per child, of its latest episode: the month whose draws started it (-1: the
+        # initial state) and when its start went on the heap (see Entrants)
+        self.child_call_month = np.zeros(0, dtype=np.int64)
+        self.child_scheduled = np.zeros(0)
+        self.batch_scheduled = np.zeros(0)  # of the episodes being drawn
 
     def _reenter(self, children: IntArray, times: Array) -> None:
         """Keep re-entries for the next round (see the module docstring)."""
         self.reentries.append((children, times))
 
-    def _draw_episodes(self, children: IntArray, times: Array, sources: int | IntArray,
-                       streams: IntArray, placements: IntArray | None) -> None:
-        """:meth:`_start_episodes` in slices of at most CHUNK children: the draws are
-        element-wise, so slicing changes no number, and it bounds the temporaries."""
-        sources = np.broadcast_to(np.asarray(sources, dtype=np.int64), children.shape)
-        for first in range(0, children.size, CHUNK):
-            part = slice(first, first + CHUNK)
-            self._start_episodes(children[part], times[part], sources[part],
-                                 streams[part],
-                                 placements=None if placements is None else placements[part])
+    def _draw_rounds(self, entrants: Entrants) -> None:
+        """Draw ``entrants``' episodes, then the re-entries their home spells end in,
+        round after round.  A re-entry is drawn within the month of the episode before
+        it on the month-by-month paths (and put on the heap with it) if it falls in
+        that episode's month; otherwise when its own month starts."""
+        size = self.children.size
+        self.child_call_month = np.full(size, -1, dtype=np.int64)
+        self.child_scheduled = np.zeros(size)
+        batch = entrants
+        while batch.children.size:
+            for first in range(0, batch.children.size, CHUNK):
+                part = slice(first, first + CHUNK)
+                children = batch.children[part]
+                self.batch_scheduled = batch.scheduled[part]
+                self._start_episodes(children, batch.times[part], batch.sources[part],
+                                     batch.streams[part], placements=batch.placements[part])
+                self.child_call_month[children] = batch.call_month[part]
+                self.child_scheduled[children] = batch.scheduled[part]
+            children = np.concatenate([c for c, _ in self.reentries] or [np.zeros(0, int)])
+            times = np.concatenate([t for _, t in self.reentries] or [np.zeros(0)])
+            self.reentries = []
+            month = np.floor(times).astype(np.int64)
+            within = month == self.child_call_month[children]
+            n = children.size
+            batch = Entrants(children, times, np.full(n, SOURCE_REENTRY),
+                             np.zeros(n, dtype=np.int64), np.full(n, -1), month,
+                             np.where(within, self.child_scheduled[children], month))
 
-    def _draw_entrants(self) -> tuple[IntArray, Array, IntArray, IntArray, IntArray]:
+    def _draw_entrants(self, family_help: bool = False) -> tuple[Entrants, IntArray, IntArray]:
         """Every month's entrants, as :meth:`_draw_month` and :meth:`_enter_at_birth`
         draw them month by month (same cells, same keyed numbers, children registered
-        in the same order: month by month, the CIN pool and UASC cells, then births).
-        Returns (children, start times, sources, streams, placements: -1 where drawn
-        from the year's mix, the births' own otherwise)."""
+        in the same order: month by month, the CIN pool and UASC cells, births, then,
+        with ``family_help``, the month's referrals as :meth:`_new_referrals` draws
+        them).  Returns the entrants, and the referred children with their months."""
         model = self.model
         n_months = model.n_months
-        per_month = 2 * AGE_ROWS + 1  # CIN pool rows, UASC rows, births
-        origin_row = np.concatenate([np.full(AGE_ROWS, ORIGIN_CIN),
-                                     np.full(AGE_ROWS, ORIGIN_UASC), [ORIGIN_BIRTH]])
-        row_row = np.concatenate([np.arange(AGE_ROWS), np.arange(AGE_ROWS), [0]])
-        origins = np.tile(origin_row, n_months)
-        rows = np.tile(row_row, n_months)
-        months = np.repeat(np.arange(n_months), per_month)
+        ages = np.arange(AGE_ROWS)
+        origin_row = [np.full(AGE_ROWS, ORIGIN_CIN), np.full(AGE_ROWS, ORIGIN_UASC),
+                      [ORIGIN_BIRTH]]
+        row_row = [ages, ages, [0]]
         year = np.arange(n_months) // MONTHS_PER_YEAR
         scale = self.scale
         # the same products, in the same order, as the month-by-month draws
         birth_means = np.array([scale * r.birth_entry_share * r.population_by_age_month[0]
                                 for r in model.rates])[year]
-        means = np.concatenate([
-            scale * model.pool.expected_entries,
-            scale * (model.uasc_arrivals * MONTH_IN_YEARS),  # constant within the month
-            birth_means[:, None]], axis=1).ravel()
+        means = [scale * model.pool.expected_entries,
+                 scale * (model.uasc_arrivals * MONTH_IN_YEARS),  # constant in the month
+                 birth_means[:, None]]
+        if family_help:
+            origin_row.append(np.full(AGE_ROWS, ORIGIN_FAMILY_HELP))
+            row_row.append(ages)
+            means.append(scale * model.population * model.capacity.family_help_referral_share
+                         * model.referral_rate[year][:, None] * MONTH_IN_YEARS)
+        per_month = sum(len(r) for r in row_row)
+        origins = np.tile(np.concatenate(origin_row), n_months)
+        rows = np.tile(np.concatenate(row_row), n_months)
+        months = np.repeat(np.arange(n_months), per_month)
         columns = np.zeros(rows.size, dtype=np.int64)
-        counts = self._poisson_cells(origins, months, rows, columns, means)
+        counts = self._poisson_cells(origins, months, rows, columns,
+                                     np.concatenate(means, axis=1).ravel())
         births = np.where(origins == ORIGIN_BIRTH, months + 1, months - rows)
         children, cell = self._new_children(origins, months, rows, columns, counts, births)
+        origin, month = origins[cell], months[cell]
+        referred = origin == ORIGIN_FAMILY_HELP
+        referrals, referral_months = children[referred], month[referred]
+        children, cell, origin, month = (children[~referred], cell[~referred],
+                                         origin[~referred], month[~referred])
         uniforms = rng.keyed_uniforms(self.keys[STREAM_ENTRY_TIMES],
                                       self.children["id"][children], 0, 1)[:, 0]
-        origin, month = origins[cell], months[cell]
         start = month + uniforms
         from_pool = np.flatnonzero(origin == ORIGIN_CIN)
         start[from_pool] = model.pool.entry_times(month[from_pool], rows[cell][from_pool],
@@ -155,7 +191,42 @@ class BatchReplicate(ReplicateState):
         sources = np.select([origin == ORIGIN_CIN, origin == ORIGIN_UASC],
                             [SOURCE_CIN, SOURCE_UASC], SOURCE_BIRTH)
         streams = np.where(origin == ORIGIN_UASC, UASC, 0)
-        return children, start, sources, streams, placements
+        entrants = Entrants(children, start, sources, streams, placements, month,
+                            month.astype(float))
+        return entrants, referrals, referral_months
+
+    def _pending_entrants(self) -> Entrants:
+        """The re-entries filed by the initial state's home spells (each in its month)."""
+        children = np.concatenate([c for c, _ in self.reentries] or [np.zeros(0, int)])
+        times = np.concatenate([t for _, t in self.reentries] or [np.zeros(0)])
+        self.reentries = []
+        n, month = children.size, np.floor(times).astype(np.int64)
+        return Entrants(children, times, np.full(n, SOURCE_REENTRY),
+                        np.zeros(n, dtype=np.int64), np.full(n, -1), month,
+                        month.astype(float))
+
+
+class BatchReplicate(RoundsReplicate):
+    """Draw every month's episodes, then count the flows from the table."""
+
+    def __init__(self, model: CompiledModel, replicate: int) -> None:
+        if model.foster_places or model.family_help_places:
+            raise ValueError("the batch path has no queues: a scenario with [capacity] "
+                             "runs on the event path")
+        super().__init__(model, replicate)
+
+    def run(self) -> ReplicateResult:
+        start = time.perf_counter()
+        base_record = self._draw_initial_state()
+        entrants, _, _ = self._draw_entrants()
+        self._draw_rounds(Entrants.join([entrants, self._pending_entrants()]))
+        self.heap_events = count_flows(self)
+        records = [base_record, *(self._year_record(year)
+                                  for year in range(1, self.n_years + 1))]
+        episodes, home = self._episode_tables()
+        return ReplicateResult(self.replicate, list(self.model.years), records, episodes,
+                               home, self.heap_events, self.transitions,
+                               time.perf_counter() - start, extra={"path": "batch"})
 
 
 def count_flows(state: ReplicateState) -> int:

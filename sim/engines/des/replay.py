@@ -47,6 +47,7 @@ from sim.engines.des.common import (
 )
 from sim.engines.des.model import CompiledModel
 from sim.engines.des.queues import (
+    HelpChain,
     foster_event_order,
     heap_times,
     replay_foster_queue,
@@ -79,8 +80,6 @@ class FamilyHelpReplay:
         model = run.model
         assert model.family_help_pool is not None
         self.chain = model.family_help_pool
-        self.flat: list[float] = self.chain.flat_cumulative[0].tolist()
-        self.width = model.n_months + 1
         self.heap = [-math.inf] * model.family_help_places
         n_years = run.n_years
         self.years = MONTHS_PER_YEAR * np.arange(1, n_years + 1, dtype=float)
@@ -104,9 +103,12 @@ class FamilyHelpReplay:
         # and the horizon (a client's leaving at or after that is the birthday, or none)
         births = np.arange(self.chain.n_birth_rows) - (AGE_ROWS - 1)
         birthday = (births + AGE_ROWS).astype(float)
-        self.limit_by_row = np.minimum(birthday, model.n_months).tolist()
-        self.birthday_by_row = np.where(birthday <= model.n_months, birthday,
-                                        np.inf).tolist()
+        limit = np.minimum(birthday, model.n_months)
+        leaves_at = np.where(birthday <= model.n_months, birthday, np.inf)
+        flat = self.chain.flat_cumulative[0]
+        self.help_chain = HelpChain(flat, flat.tolist(), model.n_months,
+                                    self.chain.n_birth_rows, limit, limit.tolist(),
+                                    leaves_at, leaves_at.tolist())
 
     def referrals(self, month: int) -> None:
         """Draw the month's referrals as ``FamilyHelp.referrals`` does, serve them, and
@@ -133,11 +135,9 @@ class FamilyHelpReplay:
         deadline, deadline_month = _leaving(*chain.next_times(0, unserved, arrival, clock),
                                             birthday, n_months)
         deadline = arrival + (deadline - arrival)  # as scheduled at the referral
-        served = serve_family_help(
-            self.heap, self.flat, self.width, n_months, chain.n_birth_rows,
-            arrival.tolist(), deadline.tolist(), clock.tolist(),
-            chain._position(0, unserved, arrival).tolist(), help_log.tolist(),
-            unserved.tolist(), self.limit_by_row, self.birthday_by_row)
+        served = serve_family_help(self.heap, self.help_chain, arrival, deadline, clock,
+                                   chain._position(0, unserved, arrival), help_log,
+                                   unserved)
         start = served.start
         is_served = np.isfinite(start)
         help_first = np.isfinite(served.help_ends)
