@@ -128,9 +128,10 @@ def serve_family_help(heap: list[float], chain: HelpChain, arrival: Array,
     horizon = float(n_months)
     heapreplace = heapq.heapreplace
     helped_offset = chain.n_rows * width
-    for i, a, d, c, used, row, hl in zip(range(n), arrival.tolist(), deadline.tolist(),
-                                         clock.tolist(), used_from.tolist(), rows.tolist(),
-                                         help_log.tolist(), strict=True):
+    clocks, used_list, row_list = clock.tolist(), used_from.tolist(), rows.tolist()
+    for i, a, d, sure, hl in zip(range(n), arrival.tolist(), deadline.tolist(),
+                                 (deadline - SURE_MARGIN).tolist(), help_log.tolist(),
+                                 strict=True):
         top = heap[0]
         if top <= a:  # a free place: help starts on arrival, the clock is untouched
             s = a
@@ -143,9 +144,10 @@ def serve_family_help(heap: list[float], chain: HelpChain, arrival: Array,
         has_end = ends < horizon
         if has_end:
             ends = s + (ends - s)  # as the heap holds it
-            if ends < d - SURE_MARGIN:  # help ends first (see the docstring)
+            if ends < sure:  # help ends first (see the docstring)
                 heapreplace(heap, ends)
                 continue
+        c, used, row = clocks[i], used_list[i], row_list[i]
         month = int(s)
         if month > last_month:
             month = last_month
