@@ -1,13 +1,14 @@
-"""What both replicate paths share: the children, their episodes and how they are drawn.
+"""What the replicate paths share: the children, their episodes and how they are drawn.
 
 :class:`ReplicateState` holds one replicate's tables (children, care episodes, home
 spells) and draws them: the initial state, each month's entries, whole care episodes
-and home spells.  The draws are the same whichever path runs the replicate, in the same
-order, so the event path (:mod:`.replicate`, simpy) and the batch path (:mod:`.batch`)
-give the same children the same numbers.  The two paths differ only in how they count:
-the event path counts flows in event callbacks and meets capacity there; the batch path
-counts them afterwards from the tables.  Subclasses hook in through
-:meth:`ReplicateState._episodes_drawn`.
+and home spells.  A child's numbers depend only on its id and episode number, so the
+simpy path (:mod:`.replicate`), which draws month by month, and the batch and capacity
+paths (:mod:`.batch`, :mod:`.replay`), which draw every month's entrants at once and
+re-entries in rounds (:meth:`_reenter`), give the same children the same numbers.  The
+paths differ in when they draw and how they count: the simpy path counts flows in
+event callbacks and meets capacity there; the others count them afterwards from the
+tables.  Subclasses hook in through :meth:`_episodes_drawn` and :meth:`_reenter`.
 """
 
 from __future__ import annotations
