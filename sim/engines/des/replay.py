@@ -95,7 +95,8 @@ class FamilyHelpReplay:
         self.queue = np.zeros(n_years + 1, dtype=np.int64)  # waiting on 31 March
         # ends of waits by year (time, 1 if help started, arrival number, months waited)
         self.records: dict[int, list[tuple[Array, Array, IntArray, Array]]] = {}
-        self.entries: dict[int, list[tuple[Array, Array, IntArray]]] = {}
+        # children entering care from family help: (times, children) per month served
+        self.entries: list[tuple[Array, IntArray]] = []
         self.clients = 0
         self.events = 0  # what the heap would process: referral, leaving, end of help
         # a million referred children nationally: room for them (and the entrants to
@@ -118,8 +119,8 @@ class FamilyHelpReplay:
     def referrals(self, month: int, children: IntArray) -> None:
         """Draw the month's referrals (``children``, registered as
         :meth:`ReplicateState._new_referrals` registers them) as ``FamilyHelp.referrals``
-        does, serve them, and file those who will enter care under the month they leave
-        the pool in."""
+        does, serve them, and keep those who will enter care (with the moment they leave
+        the pool) for :meth:`entrants`."""
         run, model = self.run, self.run.model
         n = children.size
         if n == 0:
@@ -169,12 +170,8 @@ class FamilyHelpReplay:
         picked = chain.choose(0, group[chooses], leave_month[chooses], births[chooses],
                               draws[chooses, 1])
         entering = chooses[picked == FAMILY_HELP_ENTRY]
-        windows = np.ceil(leave[entering]).astype(np.int64) - 1
         sequence = self.clients + np.arange(n)
-        for window in np.unique(windows).tolist():
-            here = entering[windows == window]
-            self.entries.setdefault(window, []).append(
-                (leave[here], sequence[here], children[here]))
+        self.entries.append((leave[entering], children[entering]))
         immediate = start == arrival
         self._count(month, arrival, start, immediate, deadline, leave, sequence)
         self.events += int(n + (~immediate & np.isfinite(deadline)).sum() + served.events
@@ -211,10 +208,9 @@ class FamilyHelpReplay:
         """Children entering care from family help, each at the moment it leaves the
         pool, which is also when the heap draws its episode (so its start is put on the
         heap then); in the month it falls in."""
-        pieces = [piece for window in sorted(self.entries) for piece in self.entries[window]]
-        self.entries = {}
+        pieces, self.entries = self.entries, []
         times = np.concatenate([p[0] for p in pieces] or [np.zeros(0)])
-        children = np.concatenate([p[2] for p in pieces] or [np.zeros(0, dtype=np.int64)])
+        children = np.concatenate([p[1] for p in pieces] or [np.zeros(0, dtype=np.int64)])
         windows = np.ceil(times).astype(np.int64) - 1
         n = children.size
         return Entrants(children, times, np.full(n, SOURCE_CIN), np.zeros(n, dtype=np.int64),
