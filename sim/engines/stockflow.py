@@ -275,8 +275,12 @@ def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
     powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_K, N_K))  # (..., G, bands, 13, K, K)
     powers[..., 0, :, :] = np.eye(N_K)
     powers[..., 1, :, :] = dd
-    for k in range(2, MONTHS + 1):
-        np.matmul(powers[..., k - 1, :, :], dd, out=powers[..., k, :, :])
+    # by doubling: powers 2, 3-4, 5-8 and 9-12 in four products instead of eleven
+    np.matmul(dd, dd, out=powers[..., 2, :, :])
+    for have in (2, 4, 8):
+        top = min(2 * have, MONTHS)
+        np.matmul(powers[..., have:have + 1, :, :], powers[..., 1:top - have + 1, :, :],
+                  out=powers[..., have + 1:top + 1, :, :])
     cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_K, N_K))
     for e, y in enumerate(_CROSSES):
         b1, b2 = BAND_OF_YEAR[y], BAND_OF_YEAR[y + 1]
@@ -376,6 +380,15 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
     mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
     x = h[:, 0, :N_AGE, :N_STATE]
+    # the views each month's product reads and writes, made once (the buffer is reused)
+    if bandwise:
+        steps = [([h[:, k, lo:hi] for lo, hi in BAND_ROWS],
+                  [h[:, k + 1, lo + 1:hi + 1, :N_STATE] for lo, hi in BAND_ROWS])
+                 for k in range(MONTHS)]
+    else:
+        steps = [(h[:, k, :N_AGE].reshape(n, N_YEARS_OF_AGE, MONTHS, N_AUG),
+                  h[:, k + 1, 1:, :N_STATE].reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE))
+                 for k in range(MONTHS)]
     # the two source columns seen as one complex number: one 16-byte copy per row
     # instead of two strided 8-byte ones (the copy was a sixth of the year's time)
     h_src = h[..., N_STATE:].view(np.complex128)[..., 0]
@@ -409,14 +422,14 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         h_src[:, 1:MONTHS, :N_AGE] = s_pair[:, j, None]
         h[:, 1:, 0, _BIRTH_COLUMN] = birth[:, j, None]
         p = prop[:, i]
-        for month in range(MONTHS):
-            src, dst = h[:, month, :N_AGE], h[:, month + 1, 1:, :N_STATE]
-            if bandwise:
-                for b, (lo, hi) in enumerate(BAND_ROWS):
-                    np.matmul(src[:, lo:hi], p[:, b], out=dst[:, lo:hi])
-            else:
-                np.matmul(src.reshape(n, N_YEARS_OF_AGE, MONTHS, N_AUG), p,
-                          out=dst.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE))
+        if bandwise:
+            p_band = [p[:, b] for b in range(n_bands)]
+            for src, dst in steps:
+                for b in range(n_bands):
+                    np.matmul(src[b], p_band[b], out=dst[b])
+        else:
+            for src, dst in steps:
+                np.matmul(src, p, out=dst)
         sum_band[:, i] = _band_sum(h[:, :MONTHS].sum(axis=1)[:, :N_AGE])
         turned[:, j] = h[:, 1:, N_AGE, T_IN_STATE].reshape(n, MONTHS, N_G, N_K).sum(axis=(1, 3))
         x[...] = h[:, MONTHS, :N_AGE, :N_STATE]
