@@ -275,12 +275,8 @@ def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
     powers = np.empty((*dd.shape[:-2], MONTHS + 1, N_K, N_K))  # (..., G, bands, 13, K, K)
     powers[..., 0, :, :] = np.eye(N_K)
     powers[..., 1, :, :] = dd
-    # by doubling: powers 2, 3-4, 5-8 and 9-12 in four products instead of eleven
-    np.matmul(dd, dd, out=powers[..., 2, :, :])
-    for have in (2, 4, 8):
-        top = min(2 * have, MONTHS)
-        np.matmul(powers[..., have:have + 1, :, :], powers[..., 1:top - have + 1, :, :],
-                  out=powers[..., have + 1:top + 1, :, :])
+    for k in range(2, MONTHS + 1):
+        np.matmul(powers[..., k - 1, :, :], dd, out=powers[..., k, :, :])
     cross = np.empty((*dd.shape[:-3], len(_CROSSES), MONTHS, N_K, N_K))
     for e, y in enumerate(_CROSSES):
         b1, b2 = BAND_OF_YEAR[y], BAND_OF_YEAR[y + 1]
