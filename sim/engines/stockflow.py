@@ -31,19 +31,24 @@ Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
   (:func:`sim.model.rates.year_rates_stack`, levers resolved once per run), the
-  generators, the series, the affine source terms of every month-of-year, and the
+  generators, the series, each year's monthly propagators with their source rows, and the
   whole record: the year loop only collects raw band sums (state and deviation on
   31 March, the sum of the monthly states), and care by placement, counters, home,
   pool and turned 18 are each one array expression over (runs, years) at the end,
   then one :func:`record_from_totals` call.
-* **Ageing moves a view, not data.**  Cohorts live in one array ``z`` with room for
-  every cohort born during the run; month ``i``'s state by age is the window
-  ``z[:, top - i : top - i + 216]``.  A month is one matmul (18 years of age x 12
-  months of rows against ``E[band_of_year]``, or one per band for large batches) into
-  a scratch buffer, one add of the affine source term back into the window, one add
-  for the counters' running sum and one row write for the newborn cohort.  The
-  cohorts that turned 18 sit untouched just past each year's last window, so the
-  turned-18 tally of every year is one reduction after the loop.
+* **A year's months in one buffer, by age.**  ``h[:, k, a]`` is age ``a`` at the
+  start of month ``k`` of the year (13 months x 217 ages x 18 columns: the UASC and
+  population sources, then the state).  A month is one product (18 years of age x 12
+  months of rows against ``[S_T; E][band_of_year]``, or one per band for large
+  batches) from month ``k`` into month ``k + 1`` one age down: the affine source term
+  rides in the same product, so nothing else happens per month.  Once a year: the
+  sources of every age are written (last year's in month 0; the two columns as one
+  complex number per row: 9 us instead of 55 us for two strided columns), the
+  newborn row of every month, and the counters' sum of monthly states is one reduction
+  of the twelve months; row 216 holds the cohort that turned 18 in each month.
+* **One reduced initial state per distinct start.**  A batch of draws shares one
+  initial state: it is reduced once and each chunk gathers its rows (stacking 1,000
+  copies cost a tenth of the batch).
 * **The placement deviation moves once a year, per stream.**  ``D`` has no inflow, so
   a cohort at month offset ``k`` of a year of age ends the year at
   ``D F[b1]^(12-k) F[b2]^k`` (``F = expm(A_TT dt)``, bands being whole years a cohort
@@ -68,6 +73,17 @@ Measured and rejected (numpy 2.4, OpenBLAS, one thread; see the fast2 branch log
   replaces (single run 6.5 ms vs 5.0 ms, 256 runs 0.94 s vs 0.80 s).
 * A lower Taylor order: Paterson-Stockmeyer needs the same number of products for
   degrees 12 to 15, so the 2^-60 truncation is kept.
+* Splitting the monthly product at the youngest UASC age (below it the UASC columns
+  are exactly zero, so 12 x 11 instead of 18 x 16: 42 % fewer multiply-adds): no
+  faster, paired in one process (one run 6.34 vs 6.17 ms CPU, 1,000 draws 3.21 vs
+  3.21 s): OpenBLAS's small kernels do not speed up with smaller K and N, and the
+  split adds a product.
+* The buffer transposed (columns x ages, the product as ``P^T @ X^T``): sources
+  become contiguous rows, but the product of one run is twice as slow.
+* The deviation's powers by doubling (4 products instead of 11): no faster (numpy's
+  matmul with a broadcast matrix axis); chunks of 4, 8 or 32 runs: slower than 16.
+* Element-wise products (``einsum``, broadcast multiply and sum) for the 5 x 5
+  stacks: 4-10x slower than ``matmul``.
 
 Agreement with the reference is tested to 1e-12 for every shipped scenario
 (tests/verification/test_batched_stockflow.py) and the fast paths against the plain
@@ -386,7 +402,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
                   h[:, k + 1, 1:, :N_STATE].reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE))
                  for k in range(MONTHS)]
     # the two source columns seen as one complex number: one 16-byte copy per row
-    # instead of two strided 8-byte ones (the copy was a sixth of the year's time)
+    # instead of two strided 8-byte ones (six times faster)
     h_src = h[..., N_STATE:].view(np.complex128)[..., 0]
     s_pair = np.ascontiguousarray(sources).view(np.complex128)[..., 0]  # (b, years, 216)
     s_prev = np.ascontiguousarray(s0).view(np.complex128)[..., 0]
