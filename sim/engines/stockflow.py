@@ -304,14 +304,25 @@ def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
 
 @dataclass
 class _Inputs:
-    """Everything a batch needs from the year rates, stacked (B, years, ...)."""
+    """Everything a batch needs from the year rates: each run's stack of years (stacked
+    across runs a chunk at a time, :meth:`chunk`) and the small per-year figures
+    stacked (B, years)."""
 
     years: list[int]
-    fields: dict[str, Array]
-    sources: Array  # (B, years, 216, 2)
+    stacks: list[dict[str, Array]]  # per run, year_rates_stack's arrays (years, ...)
+    first_mix: Array  # (B, G, P): the base year's placement mix
     family_help_served: Array  # (B, years)
     programme_cost_gbp: Array  # (B, years)
     repeat_start_share: Array  # (B,)
+
+    def chunk(self, lo: int, hi: int) -> tuple[dict[str, Array], Array]:
+        """The generator fields and sources (b, years, 216, 2) of runs ``lo:hi``.  Why a
+        chunk at a time: stacked for the whole batch, the sources alone are 38 MB for
+        1,000 runs, written once and read back from memory; a chunk's stay in cache
+        (the 1,000-draw batch takes 4 % less CPU time, paired)."""
+        part = self.stacks[lo:hi]
+        fields = {k: np.stack([s[k] for s in part]) for k in fc.RATE_FIELDS}
+        return fields, np.stack([s["sources"] for s in part])
 
 
 def _inputs(params_seq: Sequence[ModelParameters],
@@ -323,9 +334,9 @@ def _inputs(params_seq: Sequence[ModelParameters],
         raise ValueError("project_batch: every run needs the same base and end year")
     years = list(range(base, end + 1))
     stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
-    both = {k: np.stack([s[k] for s in stacks]) for k in stacks[0]}
-    return _Inputs(years, {k: both[k] for k in fc.RATE_FIELDS}, both["sources"],
-                   both["family_help_served"], both["programme_cost_gbp"],
+    return _Inputs(years, stacks, np.stack([s["placement_mix"][0] for s in stacks]),
+                   np.stack([s["family_help_served"] for s in stacks]),
+                   np.stack([s["programme_cost_gbp"] for s in stacks]),
                    np.array([float(p.repeat_start_share) for p in params_seq]))
 
 
@@ -477,14 +488,14 @@ def _project_record(params_seq: Sequence[ModelParameters],
     """The years and the record of every run, each array (runs, years, ...)."""
     inputs = _inputs(params_seq, configs)
     n = len(params_seq)
-    s0, x0, d0, which = _initial(params_seq, inputs.fields["placement_mix"][:, 0])
+    s0, x0, d0, which = _initial(params_seq, inputs.first_mix)
     parts = []
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        fields = {k: v[lo:hi] for k, v in inputs.fields.items()}
+        fields, sources = inputs.chunk(lo, hi)
         start = which[lo:hi]
-        parts.append(_chunk(fields, inputs.sources[lo:hi], s0[start], x0[start],
-                            d0[start], progress if hi == n else None))
+        parts.append(_chunk(fields, sources, s0[start], x0[start], d0[start],
+                            progress if hi == n else None))
     care, counters, turned, home, pool = (
         p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts, strict=True))
     record = record_from_totals(
