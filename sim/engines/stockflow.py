@@ -31,19 +31,24 @@ Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
   (:func:`sim.model.rates.year_rates_stack`, levers resolved once per run), the
-  generators, the series, the affine source terms of every month-of-year, and the
+  generators, the series, each year's monthly propagators with their source rows, and the
   whole record: the year loop only collects raw band sums (state and deviation on
   31 March, the sum of the monthly states), and care by placement, counters, home,
   pool and turned 18 are each one array expression over (runs, years) at the end,
   then one :func:`record_from_totals` call.
-* **Ageing moves a view, not data.**  Cohorts live in one array ``z`` with room for
-  every cohort born during the run; month ``i``'s state by age is the window
-  ``z[:, top - i : top - i + 216]``.  A month is one matmul (18 years of age x 12
-  months of rows against ``E[band_of_year]``, or one per band for large batches) into
-  a scratch buffer, one add of the affine source term back into the window, one add
-  for the counters' running sum and one row write for the newborn cohort.  The
-  cohorts that turned 18 sit untouched just past each year's last window, so the
-  turned-18 tally of every year is one reduction after the loop.
+* **A year's months in one buffer, by age.**  ``h[:, k, a]`` is age ``a`` at the
+  start of month ``k`` of the year (13 months x 217 ages x 18 columns: the UASC and
+  population sources, then the state).  A month is one product (18 years of age x 12
+  months of rows against ``[S_T; E][band_of_year]``, or one per band for large
+  batches) from month ``k`` into month ``k + 1`` one age down: the affine source term
+  rides in the same product, so nothing else happens per month.  Once a year: the
+  sources of every age are written (last year's in month 0; the two columns as one
+  complex number per row: 9 us instead of 55 us for two strided columns), the
+  newborn row of every month, and the counters' sum of monthly states is one reduction
+  of the twelve months; row 216 holds the cohort that turned 18 in each month.
+* **One reduced initial state per distinct start.**  A batch of draws shares one
+  initial state: it is reduced once and each chunk gathers its rows (stacking 1,000
+  copies cost a tenth of the batch).
 * **The placement deviation moves once a year, per stream.**  ``D`` has no inflow, so
   a cohort at month offset ``k`` of a year of age ends the year at
   ``D F[b1]^(12-k) F[b2]^k`` (``F = expm(A_TT dt)``, bands being whole years a cohort
@@ -68,6 +73,18 @@ Measured and rejected (numpy 2.4, OpenBLAS, one thread; see the fast2 branch log
   replaces (single run 6.5 ms vs 5.0 ms, 256 runs 0.94 s vs 0.80 s).
 * A lower Taylor order: Paterson-Stockmeyer needs the same number of products for
   degrees 12 to 15, so the 2^-60 truncation is kept.
+* Splitting the monthly product at the youngest UASC age (below it the UASC columns
+  are exactly zero, so 12 x 11 instead of 18 x 16: 42 % fewer multiply-adds): no
+  faster, paired in one process (one run 6.34 vs 6.17 ms CPU, 1,000 draws 3.21 vs
+  3.21 s): OpenBLAS's small kernels do not speed up with smaller K and N, and the
+  split adds a product.
+* The buffer transposed (columns x ages, the product as ``P^T @ X^T``): sources
+  become contiguous rows, but the product of one run is twice as slow.
+* The deviation's powers by doubling (4 products instead of 11): no faster (numpy's
+  matmul with a broadcast matrix axis); chunks of 4, 8 or 32 runs: slower than 16.
+* Element-wise products (``einsum``, broadcast multiply and sum) for the 5 x 5
+  stacks: 4-10x slower than ``matmul``; ``scipy.linalg.expm`` for them (and for the
+  16 x 16 blocks): 20x (3x) slower than the series.
 
 Agreement with the reference is tested to 1e-12 for every shipped scenario
 (tests/verification/test_batched_stockflow.py) and the fast paths against the plain
@@ -287,14 +304,25 @@ def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
 
 @dataclass
 class _Inputs:
-    """Everything a batch needs from the year rates, stacked (B, years, ...)."""
+    """Everything a batch needs from the year rates: each run's stack of years (stacked
+    across runs a chunk at a time, :meth:`chunk`) and the small per-year figures
+    stacked (B, years)."""
 
     years: list[int]
-    fields: dict[str, Array]
-    sources: Array  # (B, years, 216, 2)
+    stacks: list[dict[str, Array]]  # per run, year_rates_stack's arrays (years, ...)
+    first_mix: Array  # (B, G, P): the base year's placement mix
     family_help_served: Array  # (B, years)
     programme_cost_gbp: Array  # (B, years)
     repeat_start_share: Array  # (B,)
+
+    def chunk(self, lo: int, hi: int) -> tuple[dict[str, Array], Array]:
+        """The generator fields and sources (b, years, 216, 2) of runs ``lo:hi``.  Why a
+        chunk at a time: stacked for the whole batch, the sources alone are 38 MB for
+        1,000 runs, written once and read back from memory; a chunk's stay in cache
+        (the 1,000-draw batch takes 4 % less CPU time, paired)."""
+        part = self.stacks[lo:hi]
+        fields = {k: np.stack([s[k] for s in part]) for k in fc.RATE_FIELDS}
+        return fields, np.stack([s["sources"] for s in part])
 
 
 def _inputs(params_seq: Sequence[ModelParameters],
@@ -306,23 +334,32 @@ def _inputs(params_seq: Sequence[ModelParameters],
         raise ValueError("project_batch: every run needs the same base and end year")
     years = list(range(base, end + 1))
     stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
-    both = {k: np.stack([s[k] for s in stacks]) for k in stacks[0]}
-    return _Inputs(years, {k: both[k] for k in fc.RATE_FIELDS}, both["sources"],
-                   both["family_help_served"], both["programme_cost_gbp"],
+    return _Inputs(years, stacks, np.stack([s["placement_mix"][0] for s in stacks]),
+                   np.stack([s["family_help_served"] for s in stacks]),
+                   np.stack([s["programme_cost_gbp"] for s in stacks]),
                    np.array([float(p.repeat_start_share) for p in params_seq]))
 
 
-def _initial(params_seq: Sequence[ModelParameters], mix: Array) -> tuple[Array, Array, Array]:
-    """Reduced initial states, one reduction per distinct parameter set."""
-    done: dict[int, tuple[Array, Array, Array]] = {}
+def _initial(params_seq: Sequence[ModelParameters],
+             mix: Array) -> tuple[Array, Array, Array, Array]:
+    """Reduced initial states (sources, state, deviation) of each distinct pair of
+    initial state and mix, and which of them each run starts from.  Why not one copy per
+    run: a batch of 1,000 draws shares one initial state, and stacking 1,000 copies of
+    it cost a tenth of the batch."""
+    index: dict[tuple[int, bytes], int] = {}
+    which = np.empty(len(params_seq), dtype=int)
     parts = []
     for b, p in enumerate(params_seq):
-        key = id(p.initial_state) if np.array_equal(mix[b], mix[0]) else -1 - b
-        if key not in done:
-            done[key] = reduce_state(p.initial_state, mix[b])
-        parts.append(done[key])
-    return tuple(np.stack(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
+        key = (id(p.initial_state), mix[b].tobytes())
+        if key not in index:
+            index[key] = len(parts)
+            parts.append(reduce_state(p.initial_state, mix[b]))
+        which[b] = index[key]
+    s0, x0, d0 = (np.stack(x) for x in zip(*parts, strict=True))
+    return s0, x0, d0, which
 
+
+N_AUG = N_STATE + len(SRC)  # a row of the monthly step: the state, then its sources
 
 # At or above this many runs the monthly step is one matmul per band (fewer, larger
 # products); below it one matmul over (18 years of age x 12 months) rows (fewest calls).
@@ -337,42 +374,50 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     (b, years, ...): care stock, counters by band, turned 18, home, pool."""
     n, n_years = sources.shape[:2]
     n_steps = n_years - 1
+    n_bands = len(spec.AGE_BANDS)
     g = fc.reduced_generators(fields)  # (b, years, bands, S, S)
     w_all = _weights(fields["placement_mix"])  # (b, years, G, P)
     m = step_matrices(g[:, 1:], 1.0 / MONTHS)
     d_full, d_cross = _deviation_propagators(m["dd"])
-    pop0 = sources[:, :, 0, 0]
-    entering = fields["birth_entry_share"] * pop0  # (b, years)
-    birth_rows = np.zeros((n, n_years, N_STATE))
-    birth_rows[..., _BIRTH_COLUMN] = (
-        entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1))
-    n_bands = len(spec.AGE_BANDS)
-    # per-year raw band sums, reduced to the record's totals once at the end
+    # a month of a row (state, sources) -> state: the affine source term rides in the
+    # same product
+    prop = np.concatenate([m["ett"], m["src_t"]], axis=-2)  # (b, steps, bands, 18, 16)
+    bandwise = n >= BANDWISE_FROM
+    if not bandwise:
+        prop = prop[:, :, BAND_OF_YEAR]  # (b, steps, 18 years of age, 18, 16)
+    entering = fields["birth_entry_share"] * sources[:, :, 0, 0]  # (b, years)
+    birth = entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1)
+
+    # the year's months: h[:, k, a] is age a (0..216) at the start of month k (0..12);
+    # row 216 holds the cohort that turned 18 during month k - 1
+    h = np.empty((n, MONTHS + 1, N_AGE + 1, N_AUG))
+    h[:, 1:, 0, :N_STATE] = 0.0
+    h[:, 0, :N_AGE, :N_STATE] = x0
     x_band = np.empty((n, n_years, n_bands, N_STATE))  # state on 31 March
     d_band = np.empty((n, n_years, N_G, n_bands, N_P, N_K))  # deviation on 31 March
-    x_sum_band = np.empty((n, n_steps, n_bands, N_STATE))  # sum of the monthly states
-    # the affine source terms of every year at once: month 0 uses last year's sources
-    src_t = m["src_t"][:, :, BAND_OF_YEAR]  # (b, steps, 18, 2, T)
-    # (the first year's "last year" is the initial state's own sources, not the base
-    # year's rates)
-    s_prev = np.concatenate([s0[:, None], sources[:, 1:-1]], axis=1)  # (b, steps, 216, 2)
-    shape = (n, n_steps, N_YEARS_OF_AGE, MONTHS, 2)
-    affine_cur = (sources[:, 1:].reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
-    affine_prev = (s_prev.reshape(shape) @ src_t).reshape(n, n_steps, N_AGE, N_STATE)
-
-    # cohort storage: month i's state by age is the window z[:, top - i : top - i + 216]
-    top = MONTHS * n_steps
-    z = np.empty((n, top + N_AGE, N_STATE))
-    z[:, top:] = x0
-    x, d = z[:, top:], d0.copy()
-    d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
-    turned0 = x[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
-    x_band[:, 0] = _band_sum(x)
+    sum_band = np.empty((n, n_steps, n_bands, N_AUG))  # sum of the monthly rows
+    turned = np.empty((n, n_years, N_G))
+    x_band[:, 0] = _band_sum(x0)
+    turned[:, 0] = x0[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
+    d = d0.copy()
     d_band[:, 0] = np.add.reduceat(d, BAND_STARTS, axis=2)
-    tmp = np.empty((n, N_AGE, N_STATE))
-    tmp18 = tmp.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE)
-    bandwise = n >= BANDWISE_FROM
+    d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
     mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
+    x = h[:, 0, :N_AGE, :N_STATE]
+    # the views each month's product reads and writes, made once (the buffer is reused)
+    if bandwise:
+        steps = [([h[:, k, lo:hi] for lo, hi in BAND_ROWS],
+                  [h[:, k + 1, lo + 1:hi + 1, :N_STATE] for lo, hi in BAND_ROWS])
+                 for k in range(MONTHS)]
+    else:
+        steps = [(h[:, k, :N_AGE].reshape(n, N_YEARS_OF_AGE, MONTHS, N_AUG),
+                  h[:, k + 1, 1:, :N_STATE].reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE))
+                 for k in range(MONTHS)]
+    # the two source columns seen as one complex number: one 16-byte copy per row
+    # instead of two strided 8-byte ones (six times faster)
+    h_src = h[..., N_STATE:].view(np.complex128)[..., 0]
+    s_pair = np.ascontiguousarray(sources).view(np.complex128)[..., 0]  # (b, years, 216)
+    s_prev = np.ascontiguousarray(s0).view(np.complex128)[..., 0]
     for j in range(1, n_years):
         i = j - 1
         # 1 April: the deviation absorbs the change of mix, then a year of it at once
@@ -395,42 +440,34 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         d, d_next = d_next.reshape(d.shape), d18.reshape(d18.shape)
         d_band[:, j] = np.add.reduceat(d, BAND_STARTS, axis=2)
 
-        ett = m["ett"][:, i]
-        ett18 = ett[:, BAND_OF_YEAR]
-        birth = birth_rows[:, j]
-        cur, prev = affine_cur[:, i], affine_prev[:, i]
-        x_sum = np.zeros((n, N_AGE, N_STATE))
-        w0 = top - MONTHS * i
-        for month in range(MONTHS):
-            at = w0 - month
-            x = z[:, at:at + N_AGE]
-            x_sum += x
-            if bandwise:
-                for b, (lo, hi) in enumerate(BAND_ROWS):
-                    np.matmul(x[:, lo:hi], ett[:, b], out=tmp[:, lo:hi])
-            else:
-                np.matmul(x.reshape(n, N_YEARS_OF_AGE, MONTHS, N_STATE), ett18, out=tmp18)
-            np.add(tmp, cur if month else prev, out=x)
-            z[:, at - 1] = birth
-        x = z[:, w0 - MONTHS:w0 - MONTHS + N_AGE]
-        x_sum_band[:, i] = _band_sum(x_sum)
+        # the sources of each age: last year's in month 0, this year's after; the
+        # newborn row of every month
+        h_src[:, 0, :N_AGE] = s_prev
+        h_src[:, 1:MONTHS, :N_AGE] = s_pair[:, j, None]
+        h[:, 1:, 0, _BIRTH_COLUMN] = birth[:, j, None]
+        p = prop[:, i]
+        if bandwise:
+            p_band = [p[:, b] for b in range(n_bands)]
+            for src, dst in steps:
+                for b in range(n_bands):
+                    np.matmul(src[b], p_band[b], out=dst[b])
+        else:
+            for src, dst in steps:
+                np.matmul(src, p, out=dst)
+        sum_band[:, i] = _band_sum(h[:, :MONTHS].sum(axis=1)[:, :N_AGE])
+        turned[:, j] = h[:, 1:, N_AGE, T_IN_STATE].reshape(n, MONTHS, N_G, N_K).sum(axis=(1, 3))
+        x[...] = h[:, MONTHS, :N_AGE, :N_STATE]
         x_band[:, j] = _band_sum(x)
+        s_prev = s_pair[:, j]
         if on_year is not None:
             on_year(j, n_years - 1)
 
-    # the cohorts that turned 18 in year j sit untouched just past its final window,
-    # z[:, top - 12 (j - 1) + 204 : top - 12 (j - 1) + 216]: one reduction for all years
-    exited = z[:, MONTHS + N_AGE - MONTHS:top + N_AGE, T_IN_STATE]
-    exited = exited.reshape(n, n_steps, MONTHS, N_G, N_K).sum(axis=(2, 4))
-    turned = np.concatenate([turned0[:, None], exited[:, ::-1]], axis=1)
     counters = np.empty((n, n_years, n_bands, len(spec.COUNTERS)))
     full = np.concatenate([s0, x0], axis=-1)
     counters[:, 0] = (_band_sum(full)[:, :, None, :]
                       @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
-    s_sum = s_prev + (MONTHS - 1) * sources[:, 1:]  # (b, steps, 216, 2)
-    s_sum_band = np.add.reduceat(s_sum, BAND_STARTS, axis=2)
-    counters[:, 1:] = (x_sum_band[..., None, :] @ m["t_ctr"]
-                       + s_sum_band[..., None, :] @ m["src_ctr"])[..., 0, :]
+    to_counters = np.concatenate([m["t_ctr"], m["src_ctr"]], axis=-2)  # (b, steps, bands, 18, C)
+    counters[:, 1:] = (sum_band[..., None, :] @ to_counters)[..., 0, :]
     counters[:, 0, 0, _BIRTH_COUNTER] = MONTHS * entering[:, 0]
     counters[:, 1:, 0, _BIRTH_COUNTER] += MONTHS * entering[:, 1:]
     total = x_band[..., T_IN_STATE].reshape(n, n_years, n_bands, N_G, N_K)
@@ -445,22 +482,20 @@ def _band_sum(rows: Array) -> Array:
     return np.add.reduceat(rows, BAND_STARTS, axis=1)
 
 
-def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[str, Any]],
-                  progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Project a batch of runs (one parameter set and config each, same years).
-
-    Returns ``{"years", "records", "wall_time_s"}`` as :func:`project`, with a leading
-    batch axis on every record array."""
-    start_time = time.perf_counter()
+def _project_record(params_seq: Sequence[ModelParameters],
+                    configs: Sequence[dict[str, Any]],
+                    progress: ProgressCallback | None) -> tuple[list[int], dict[str, Array]]:
+    """The years and the record of every run, each array (runs, years, ...)."""
     inputs = _inputs(params_seq, configs)
     n = len(params_seq)
-    s0, x0, d0 = _initial(params_seq, inputs.fields["placement_mix"][:, 0])
+    s0, x0, d0, which = _initial(params_seq, inputs.first_mix)
     parts = []
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        fields = {k: v[lo:hi] for k, v in inputs.fields.items()}
-        parts.append(_chunk(fields, inputs.sources[lo:hi], s0[lo:hi], x0[lo:hi],
-                            d0[lo:hi], progress if hi == n else None))
+        fields, sources = inputs.chunk(lo, hi)
+        start = which[lo:hi]
+        parts.append(_chunk(fields, sources, s0[start], x0[start], d0[start],
+                            progress if hi == n else None))
     care, counters, turned, home, pool = (
         p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts, strict=True))
     record = record_from_totals(
@@ -468,8 +503,19 @@ def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[
         family_help_served=inputs.family_help_served,
         programme_cost_gbp=inputs.programme_cost_gbp,
         repeat_start_share=inputs.repeat_start_share[:, None, None])
-    records = [{k: v[:, j] for k, v in record.items()} for j in range(len(inputs.years))]
-    return {"years": inputs.years, "records": records,
+    return inputs.years, record
+
+
+def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[str, Any]],
+                  progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Project a batch of runs (one parameter set and config each, same years).
+
+    Returns ``{"years", "records", "wall_time_s"}`` as :func:`project`, with a leading
+    batch axis on every record array."""
+    start_time = time.perf_counter()
+    years, record = _project_record(params_seq, configs, progress)
+    records = [{k: v[:, j] for k, v in record.items()} for j in range(len(years))]
+    return {"years": years, "records": records,
             "wall_time_s": time.perf_counter() - start_time}
 
 
@@ -486,9 +532,9 @@ def project(params: ModelParameters, config: dict[str, Any], steps_per_month: in
 
         return stockflow_reference.project(params, config, steps_per_month, progress)
     start_time = time.perf_counter()
-    result = project_batch([params], [config], progress)
-    records = [{k: v[0] for k, v in r.items()} for r in result["records"]]
-    return {"years": result["years"], "records": records,
+    years, record = _project_record([params], [config], progress)
+    records = [{k: v[0, j] for k, v in record.items()} for j in range(len(years))]
+    return {"years": years, "records": records,
             "wall_time_s": time.perf_counter() - start_time}
 
 

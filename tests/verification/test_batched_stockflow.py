@@ -94,3 +94,21 @@ def test_a_batch_mixes_parameter_sets(baseline_scenario: Scenario,
         reference = stockflow_reference.project(params, config)["records"]
         member = [{k: v[b] for k, v in record.items()} for record in batch["records"]]
         assert max_relative_difference(reference, member) <= TOLERANCE
+
+
+def test_a_large_batch_equals_each_run_alone(baseline_scenario: Scenario,
+                                             baseline_params: ModelParameters) -> None:
+    """A batch large enough to be cut into chunks and stepped band by band (the path
+    the 1,000-draw and 152-area batches take) equals each run alone, which is stepped
+    by year of age; parameter sets mixed in so runs of one chunk start differently."""
+    n = stockflow.CHUNK + 3
+    assert n > stockflow.BANDWISE_FROM
+    configs = _draw_configs(baseline_scenario, n)
+    other = ModelParameters(**{**baseline_params.__dict__,
+                               "initial_state": baseline_params.initial_state * 0.9})
+    params = [other if b % 3 == 0 else baseline_params for b in range(n)]
+    batch = stockflow.project_batch(params, configs)
+    for b in (0, 1, stockflow.CHUNK - 1, stockflow.CHUNK, n - 1):
+        alone = stockflow.project(params[b], configs[b])["records"]
+        member = [{k: v[b] for k, v in record.items()} for record in batch["records"]]
+        assert max_relative_difference(alone, member) <= TOLERANCE
