@@ -37,7 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.set)
     ds, nc_path, csv_path = run_to_file(
         scenario, out=args.out, engine=args.engine, replicates=args.replicates,
-        seed=args.seed, progress=not args.quiet, workers=args.workers)
+        seed=args.seed, progress=not args.quiet, workers=args.workers, area=args.area)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
@@ -45,9 +45,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         write_quantiles(ds, nc_path)
     last = int(ds.year[-1])
+    where = ""
+    if "area" in ds.dims:
+        from sim.results.areas import area_total
+
+        where = f" in {ds.sizes['area']} areas ({args.area})"
+        ds = area_total(ds)
     value = ds["looked_after"].sel(year=last)
     value = float(value.mean()) if "replicate" in value.dims else float(value)
-    print(f"{scenario.name}: looked after in {last} = {value:,.0f}; wrote {nc_path} "
+    print(f"{scenario.name}: looked after{where} in {last} = {value:,.0f}; wrote {nc_path} "
           f"and {csv_path} ({ds.attrs['wall_time_s']:.2f} s)")
     return 0
 
@@ -104,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "CPU); the results do not depend on it")
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
+    run.add_argument("--area", default=None, metavar="SELECTOR",
+                     help="run by local authority: an ONS or DfE code or a name, a "
+                          "comma-separated list, a region, 'pathfinders' or 'all' "
+                          "(adds an area dimension; default: England as a whole)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=_cmd_run)
 

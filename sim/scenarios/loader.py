@@ -81,7 +81,8 @@ def _describe(kind: Any) -> str:
         return "one of " + ", ".join(repr(k) for k in kind)
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
             "prob": "a probability between 0 and 1",
-            "year_table": "a table of year = number"}.get(kind, str(kind))
+            "year_table": "a table of year = number",
+            "year_lists": "a table of year = list of strings"}.get(kind, str(kind))
 
 
 def _check_value(where: str, key: str, spec: Field, value: Any) -> Any:
@@ -94,6 +95,15 @@ def _check_value(where: str, key: str, spec: Field, value: Any) -> Any:
         item = Field(spec.kind, None, spec.doc, spec.low, spec.high)
         return [_check_value(where, f"{key}[{i}]", item, v) for i, v in enumerate(value)]
     kind = spec.kind
+    if kind == "year_lists":
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: key '{key}' must be {_describe(kind)}, got {value!r}")
+        item = Field(str, None, spec.doc, is_list=True)
+        for year in value:
+            if not str(year).isdigit():
+                raise InputError(f"{where}: key '{key}.{year}': table keys must be years")
+        return {str(int(year)): _check_value(where, f"{key}.{year}", item, items)
+                for year, items in value.items()}
     if kind == "year_table":
         if not isinstance(value, dict):
             raise InputError(f"{where}: key '{key}' must be {_describe(kind)}, got {value!r}")

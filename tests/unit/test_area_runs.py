@@ -1,0 +1,266 @@
+"""Runs with an area dimension (sim/run.py ``simulate_areas``, ``--area``) and
+area-targeted levers, on the small in-code model: three fake authorities of different
+sizes stand in for the area registry (``sim.estimation.areas``), so these tests need no
+data files and check the plumbing, not the per-area estimates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from fixtures import raw_params, small_config, with_initial_state
+
+import sim.run as run
+from sim.errors import InputError
+from sim.model.levers import lever_effects, resolve_levers, with_lever_areas
+from sim.results.areas import ENGLAND_SUM_CODE, add_england_sum, area_total
+from sim.results.io import tidy_frame
+from sim.scenarios.loader import Scenario, freeze, load_scenario
+
+
+@dataclass(frozen=True)
+class FakeArea:
+    code: str
+    name: str
+    region: str
+    scale: float
+
+
+AREAS = (FakeArea("E06000059", "Dorset", "South West", 0.8),
+         FakeArea("E10000019", "Lincolnshire", "East Midlands", 1.3),
+         FakeArea("E08000031", "Wolverhampton", "West Midlands", 0.6))
+
+
+def fake_resolve(selector: str) -> list[FakeArea]:
+    out: list[FakeArea] = []
+    for part in selector.split(","):
+        key = part.strip().lower()
+        if key == "all":
+            out += AREAS
+            continue
+        match = [a for a in AREAS if key in (a.code.lower(), a.name.lower(),
+                                             a.region.lower())]
+        if not match:
+            raise InputError(f"unknown area {part.strip()!r}")
+        out += match
+    return out
+
+
+def scaled(area: FakeArea, config: dict[str, Any]):
+    """The small model scaled to an authority ``scale`` times its size."""
+    base = raw_params()
+    k = area.scale
+    params = replace(base, population_by_age=base.population_by_age * k,
+                     births_per_year=base.births_per_year * k,
+                     cin_pool_base=base.cin_pool_base * k,
+                     looked_after_base=base.looked_after_base * k,
+                     looked_after_base_by_band=base.looked_after_base_by_band * k,
+                     uasc_base_by_band=base.uasc_base_by_band * k,
+                     uasc_arrivals_per_year=base.uasc_arrivals_per_year * k,
+                     uasc_arrivals_base_year=base.uasc_arrivals_base_year * k,
+                     turned_18_base=base.turned_18_base * k)
+    return with_initial_state(params, config)
+
+
+@pytest.fixture
+def fake_areas(monkeypatch):
+    api = SimpleNamespace(resolve_areas=fake_resolve,
+                          area_parameters=lambda config, areas: [scaled(a, config)
+                                                                  for a in areas])
+    monkeypatch.setattr(run, "_areas_api", lambda: api)
+    return api
+
+
+def scenario(overrides: list[str] | None = None) -> Scenario:
+    config = small_config(overrides=overrides)
+    return Scenario(name="test", path=None, config=freeze(config))
+
+
+def national_params(config):
+    return with_initial_state(raw_params(), config)
+
+
+FAMILY_HELP = ["levers.family_help.funding_gbp_m={2024 = 2.0, 2025 = 2.0}"]
+
+
+def area_run(selector: str, overrides: list[str] | None = None, **kwargs: Any):
+    sc = scenario(overrides)
+    return run.simulate_areas(sc, selector, national=national_params(sc.config), **kwargs)
+
+
+def test_default_run_has_no_area_dimension_and_is_unchanged(fake_areas):
+    """``area=None`` and ``area="england"`` take the national path: bit for bit the
+    dataset of a plain run (provenance times aside)."""
+    sc = scenario()
+    params = national_params(sc.config)
+    plain = run.simulate(sc, params=params)
+    for area in (None, "england", "England"):
+        ds = run.simulate(sc, params=params, area=area)
+        assert "area" not in ds.dims
+        for name in plain.data_vars:
+            np.testing.assert_array_equal(ds[name].values, plain[name].values)
+
+
+def test_area_coordinate_single_list_and_all(fake_areas):
+    one = area_run("Dorset")
+    assert list(one["area"].values) == ["E06000059"]
+    assert list(one["area_name"].values) == ["Dorset"]
+    assert list(one["region"].values) == ["South West"]
+    listed = area_run("E08000031, lincolnshire")
+    assert list(listed["area"].values) == ["E08000031", "E10000019"]
+    everything = area_run("all")
+    assert list(everything["area"].values) == [a.code for a in AREAS] + [ENGLAND_SUM_CODE]
+    assert everything["area_name"].values[-1] == "England (sum of areas)"
+    assert json.loads(everything.attrs["areas"])[0] == ["E06000059", "Dorset", "South West"]
+    assert everything.attrs["area_selector"] == "all"
+    for name, variable in everything.data_vars.items():
+        if name != "price_index":  # a price level, the same everywhere
+            assert "area" in variable.dims, name
+
+
+def test_england_sum_is_the_sum_of_the_areas_exactly(fake_areas):
+    ds = area_run("all", FAMILY_HELP)
+    real = ds.sel(area=[a.code for a in AREAS])
+    for name in ("looked_after", "started", "ceased", "cost_gbp", "looked_after_by_age",
+                 "programme_cost_gbp"):
+        np.testing.assert_array_equal(ds[name].sel(area=ENGLAND_SUM_CODE).values,
+                                      real[name].sum("area").values)
+    total = area_total(ds)
+    assert "area" not in total.dims
+    np.testing.assert_array_equal(total["looked_after"].values,
+                                  ds["looked_after"].sel(area=ENGLAND_SUM_CODE).values)
+
+
+def test_each_area_matches_its_own_single_run(fake_areas):
+    """The batch gives each area what a run of that area alone gives (no mixing)."""
+    both = area_run("Dorset,Wolverhampton")
+    alone = area_run("Wolverhampton")
+    np.testing.assert_allclose(both["looked_after"].sel(area="E08000031").values,
+                               alone["looked_after"].sel(area="E08000031").values,
+                               rtol=1e-12)
+
+
+def test_tidy_csv_has_an_area_column(fake_areas):
+    frame = tidy_frame(area_run("Dorset,Lincolnshire"))
+    assert {"area", "area_name"} <= set(frame.columns)
+    assert set(frame.loc[frame.variable == "looked_after", "area"]) == {"E06000059",
+                                                                       "E10000019"}
+
+
+def test_lever_with_areas_affects_only_those_areas(fake_areas):
+    """Money for Dorset only: Dorset's stock moves, the others' are identical to the
+    no-lever run; all the money is spent in Dorset."""
+    base = area_run("all")
+    funded = area_run("all", [*FAMILY_HELP, 'levers.family_help.areas=["Dorset"]'])
+    for code in ("E10000019", "E08000031"):
+        np.testing.assert_array_equal(funded["looked_after"].sel(area=code).values,
+                                      base["looked_after"].sel(area=code).values)
+        assert float(funded["programme_cost_gbp"].sel(area=code).sum()) == 0.0
+    dorset = "E06000059"
+    assert float(funded["looked_after"].sel(area=dorset, year=2028)) < float(
+        base["looked_after"].sel(area=dorset, year=2028))
+    assert float(funded["programme_cost_gbp"].sel(area=dorset).sum()) == pytest.approx(4e6)
+
+
+def test_lever_money_split_by_pool_gives_equal_coverage(fake_areas):
+    """Two funded areas: money split in proportion to their CIN pools, so coverage (and
+    the relative effect on entries) is the same in both."""
+    ds = area_run("all", [*FAMILY_HELP,
+                          'levers.family_help.areas=["Dorset", "Wolverhampton"]'])
+    money = ds["programme_cost_gbp"].sel(year=2024)
+    assert float(money.sel(area="E06000059")) / float(money.sel(area="E08000031")) == \
+        pytest.approx(0.8 / 0.6)
+    served = ds["family_help_served"].sel(year=2025)
+    assert float(served.sel(area="E06000059")) / float(served.sel(area="E08000031")) == \
+        pytest.approx(0.8 / 0.6)
+
+
+def test_areas_by_year_funds_each_wave_from_its_year(fake_areas):
+    ds = area_run("all", [*FAMILY_HELP, 'levers.family_help.areas_by_year={2024 = '
+                          '["Dorset"], 2025 = ["Dorset", "Lincolnshire"]}'])
+    money = ds["programme_cost_gbp"]
+    assert float(money.sel(area="E10000019", year=2024)) == 0.0
+    assert float(money.sel(area="E10000019", year=2025)) > 0.0
+    assert float(money.sel(area="E06000059", year=2024)) == pytest.approx(2e6)
+
+
+def test_national_run_areas_equal_area_share(fake_areas):
+    """In a national run ``areas`` is ``area_share`` = the listed areas' share of
+    England's eligible pool: the same effects as that area_share set by hand."""
+    config = small_config(overrides=[*FAMILY_HELP, 'levers.family_help.areas=["Dorset"]'])
+    params = national_params(config)
+    variant, shares = run.national_lever_areas(config, params, "test.toml")
+    share = shares["family_help"][0]
+    assert share == pytest.approx(0.8 * 1600 / 1600)  # Dorset's pool is 0.8 x England's
+    by_hand = small_config(overrides=[*FAMILY_HELP, f"levers.family_help.area_share={share!r}"])
+    for year in (2024, 2026):
+        assert lever_effects(variant, params, year) == lever_effects(by_hand, params, year)
+
+
+def test_area_share_and_areas_together_is_bad_input():
+    with pytest.raises(InputError, match="areas.*area_share"):
+        load_scenario(None, [*FAMILY_HELP, 'levers.family_help.areas=["Dorset"]',
+                             "levers.family_help.area_share=0.5"])
+
+
+def test_unknown_area_in_a_lever_names_file_and_key(fake_areas):
+    with pytest.raises(InputError, match=r"key 'levers.family_help.areas'.*Dorsett"):
+        area_run("all", [*FAMILY_HELP, 'levers.family_help.areas=["Dorsett"]'])
+    config = small_config(overrides=[*FAMILY_HELP, 'levers.family_help.areas=["Dorsett"]'])
+    with pytest.raises(InputError, match=r"x.toml: key 'levers.family_help.areas'"):
+        run.national_lever_areas(config, national_params(config), "x.toml")
+
+
+def test_unknown_area_selector_is_bad_input(fake_areas):
+    with pytest.raises(InputError, match="--area"):
+        area_run("Atlantis")
+
+
+def test_with_lever_areas_leaves_untouched_levers_alone():
+    config = small_config(overrides=FAMILY_HELP)
+    assert resolve_levers(with_lever_areas(config, {}, {})) == resolve_levers(config)
+
+
+def test_add_england_sum_keeps_attributes(fake_areas):
+    ds = area_run("Dorset,Lincolnshire")
+    summed = add_england_sum(ds)
+    assert summed["looked_after"].attrs == ds["looked_after"].attrs
+    assert float(summed["child_population"].sel(area=ENGLAND_SUM_CODE)) == pytest.approx(
+        float(ds["child_population"].sum()))
+
+
+def test_des_area_seeds_depend_on_root_and_code_only():
+    assert run.area_seed(1, "E06000059") == run.area_seed(1, "E06000059")
+    assert run.area_seed(1, "E06000059") != run.area_seed(2, "E06000059")
+    assert run.area_seed(1, "E06000059") != run.area_seed(1, "E08000031")
+
+
+def test_bands_by_area_and_for_the_england_sum(fake_areas):
+    ds = area_run("all", ["bands.looked_after_log_sd=[0.02, 0.04]"])
+    bands = ds["looked_after_quantiles"]
+    assert bands.dims == ("area", "year", "quantile")
+    england = ds["looked_after"].sel(area=ENGLAND_SUM_CODE)
+    np.testing.assert_allclose(bands.sel(area=ENGLAND_SUM_CODE, quantile=0.5).values,
+                               england.values, rtol=1e-12)
+    upper = bands.sel(area="E06000059", quantile=0.975, year=2024)
+    assert float(upper) == pytest.approx(
+        float(ds["looked_after"].sel(area="E06000059", year=2024)) * np.exp(1.959964 * 0.04),
+        rel=1e-6)
+
+
+def test_des_by_area_is_independent_of_the_other_areas(fake_areas):
+    """Each area's replicates are seeded from (root seed, area code, replicate): an
+    area gives the same children whatever else is in the run."""
+    both = area_run("Dorset,Wolverhampton", ["run.end_year=2024"], engine="des",
+                    replicates=2, workers=1)
+    alone = area_run("Wolverhampton", ["run.end_year=2024"], engine="des", replicates=2,
+                     workers=1)
+    assert both["looked_after"].dims[:2] == ("area", "replicate")
+    np.testing.assert_array_equal(both["looked_after"].sel(area="E08000031").values,
+                                  alone["looked_after"].sel(area="E08000031").values)
+    assert not np.array_equal(both["looked_after"].sel(area="E06000059").values[:, -1],
+                              both["looked_after"].sel(area="E08000031").values[:, -1])
