@@ -36,7 +36,8 @@ SWEEP_COLUMNS = ("scenario", "value", "label", "key", "net_saving_discounted_gbp
 def _cmd_compare(args: argparse.Namespace) -> int:
     from sim.reconciliation import reconciliation_html
     from sim.results import plots
-    from sim.results.compare import comparison_table, load_results, to_markdown
+    from sim.results.areas import area_pairs, area_table, last_common_year
+    from sim.results.compare import comparison_table, load_results, reference_for, to_markdown
     from sim.results.report import Figure, ReportInputs, atomic_write_text, write_report
     from sim.sensitivity import tornado_pngs
 
@@ -53,6 +54,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table = comparison_table(results, baseline=args.baseline, years=args.years)
     csv_path = atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
     md_path = atomic_write_text(out / "comparison.md", to_markdown(table))
+    pairs = area_pairs(results, [reference_for(r, results, args.baseline) for r in results])
+    if pairs:  # runs by area: every area ranked (the report shows the same table)
+        atomic_write_text(out / "areas.csv", area_table(pairs, last_common_year(pairs))
+                          .to_csv(index=False))
     figures = []
     history = plots.history_and_projection(results, args.baseline,
                                            out / "history_projection.png")

@@ -11,6 +11,8 @@ report or the comparison, so both can call it.
 
 from __future__ import annotations
 
+import base64
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,40 @@ def small_multiples(pairs: Sequence[tuple[str, xr.Dataset, str, xr.Dataset | Non
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def area_pairs(results: Sequence[Any], references: Sequence[Any]
+               ) -> list[tuple[str, xr.Dataset, str, xr.Dataset | None]]:
+    """(scenario, its run by area, baseline name, baseline run by area) for every
+    result with an area dimension (``ScenarioResult``s from :mod:`sim.results.compare`,
+    whose ``area_ds`` keeps the areas), each with its reference."""
+    pairs = []
+    for result, reference in zip(results, references, strict=True):
+        if getattr(result, "area_ds", None) is None:
+            continue
+        ref_ds = getattr(reference, "area_ds", None) if reference is not None else None
+        pairs.append((result.name, result.area_ds, reference.name if ref_ds is not None
+                      else "", ref_ds))
+    return pairs
+
+
+def last_common_year(pairs: Sequence[tuple[str, xr.Dataset, str, xr.Dataset | None]]
+                     ) -> int:
+    return min(int(ds["year"].values[-1]) for _, ds, _, _ in pairs)
+
+
+def report_section(results: Sequence[Any], references: Sequence[Any]) -> str:
+    """The report's "By area" section for ``results`` against ``references`` (one each,
+    None where there is none): small multiples and the ranked table; "" when no run has
+    an area dimension.  The chart is embedded, so nothing is written."""
+    pairs = area_pairs(results, references)
+    if not pairs:
+        return ""
+    with tempfile.TemporaryDirectory() as folder:
+        chart = small_multiples(pairs, Path(folder) / "areas.png")
+        src = ("data:image/png;base64," + base64.b64encode(chart.read_bytes()).decode("ascii")
+               if chart is not None else "")
+    return area_section_html(pairs, last_common_year(pairs), chart, src)
 
 
 def area_section_html(pairs: Sequence[tuple[str, xr.Dataset, str, xr.Dataset | None]],

@@ -255,12 +255,66 @@ def test_bands_by_area_and_for_the_england_sum(fake_areas):
 def test_des_by_area_is_independent_of_the_other_areas(fake_areas):
     """Each area's replicates are seeded from (root seed, area code, replicate): an
     area gives the same children whatever else is in the run."""
-    both = area_run("Dorset,Wolverhampton", ["run.end_year=2024"], engine="des",
+    both = area_run("Dorset,Wolverhampton", ["run.end_year=2023"], engine="des",
                     replicates=2, workers=1)
-    alone = area_run("Wolverhampton", ["run.end_year=2024"], engine="des", replicates=2,
+    alone = area_run("Wolverhampton", ["run.end_year=2023"], engine="des", replicates=2,
                      workers=1)
     assert both["looked_after"].dims[:2] == ("area", "replicate")
     np.testing.assert_array_equal(both["looked_after"].sel(area="E08000031").values,
                                   alone["looked_after"].sel(area="E08000031").values)
     assert not np.array_equal(both["looked_after"].sel(area="E06000059").values[:, -1],
                               both["looked_after"].sel(area="E08000031").values[:, -1])
+
+
+def test_area_table_compares_each_area_with_its_own_baseline(fake_areas):
+    from sim.results.areas import area_pairs, area_table
+    from sim.results.compare import from_dataset, reference_for
+
+    base = area_run("Dorset,Wolverhampton")
+    base.attrs["scenario"] = "baseline"
+    funded = area_run("Dorset,Wolverhampton",
+                      [*FAMILY_HELP, 'levers.family_help.areas=["Dorset"]'])
+    funded.attrs["scenario"] = "dorset-help"
+    national = run.simulate(scenario(), params=national_params(scenario().config))
+    national.attrs["scenario"] = "baseline"
+    results = [from_dataset(national), from_dataset(base), from_dataset(funded)]
+    assert [r.name for r in results] == ["baseline", "baseline@Dorset,Wolverhampton",
+                                         "dorset-help@Dorset,Wolverhampton"]
+    assert reference_for(results[2], results, "baseline") is results[1]
+    np.testing.assert_array_equal(results[2].ds["looked_after"].values,
+                                  funded["looked_after"].sum("area").values)
+    table = area_table(area_pairs(results, [reference_for(r, results, "baseline")
+                                            for r in results]), 2030)
+    rows = table[table.scenario == "dorset-help@Dorset,Wolverhampton"].set_index("area")
+    assert rows.loc["E06000059", "change_vs_baseline_2030"] < 0
+    assert rows.loc["E08000031", "change_vs_baseline_2030"] == 0.0
+    assert list(rows["rank"]) == [1, 2]
+    assert rows["per_10000_2030"].is_monotonic_decreasing
+
+
+@pytest.mark.slow
+def test_compare_and_report_facet_by_area(fake_areas, tmp_path):
+    """Two runs over the same areas: compare names them scenario@selector, compares the
+    scenario with the baseline over the same areas, writes areas.csv and a report
+    with the area section."""
+    from sim.cli import main
+    from sim.results.io import write_results
+
+    base = area_run("all")
+    base.attrs["scenario"] = "baseline"
+    funded = area_run("all", [*FAMILY_HELP, 'levers.family_help.areas=["Dorset"]'])
+    funded.attrs["scenario"] = "dorset-help"
+    paths = [write_results(base, tmp_path / "b.nc")[0],
+             write_results(funded, tmp_path / "f.nc")[0]]
+    assert main(["compare", *map(str, paths), "--out", str(tmp_path / "cmp"),
+                 "--years", "2025", "2030"]) == 0
+    table = (tmp_path / "cmp" / "comparison.csv").read_text()
+    assert "dorset-help@all,baseline@all" in table
+    areas = __import__("pandas").read_csv(tmp_path / "cmp" / "areas.csv")
+    assert len(areas) == 2 * len(AREAS)
+    row = areas[(areas.scenario == "dorset-help@all") & (areas.area == "E06000059")]
+    assert float(row["change_vs_baseline_2030"].iloc[0]) < 0
+    untouched = areas[(areas.scenario == "dorset-help@all") & (areas.area == "E08000031")]
+    assert float(untouched["change_vs_baseline_2030"].iloc[0]) == 0.0
+    report = (tmp_path / "cmp" / "report.html").read_text()
+    assert 'id="areas"' in report and 'id="area-multiples"' in report
