@@ -173,7 +173,7 @@ def resolve(selector: str, where: str) -> list[Any]:
     try:
         found = list(_areas_api().resolve_areas(selector))
     except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+        raise InputError(f"{where}: {str(exc).removeprefix('--area: ')}") from None
     if not found:
         raise InputError(f"{where}: area selector {selector!r} matches no area")
     return found
