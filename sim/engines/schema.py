@@ -154,7 +154,7 @@ def build_dataset(years: Sequence[int], records: Sequence[dict[str, Any]],
         values = np.stack([np.asarray(r[name], dtype=float) for r in records])
         dims: tuple[str, ...] = ("year", *variable.dims)
         if batch_dim is not None:
-            values, dims = np.moveaxis(values, 1, 0), (batch_dim, *dims)
+            values, dims = np.ascontiguousarray(np.moveaxis(values, 1, 0)), (batch_dim, *dims)
         data_vars[name] = (dims, values,
                            {"units": variable.unit, "long_name": variable.definition})
     coords: dict[str, Any] = {"year": np.asarray(years, dtype=int)}

@@ -328,7 +328,10 @@ def with_lever_areas(config: dict[str, Any], money_share: dict[str, dict[int, fl
     * ``national_share[lever][year]``: the funded areas' share of England's eligible
       pool from ``year`` on (a national run): becomes ``area_share_by_year``.
 
-    Levers in neither mapping are unchanged; ``areas`` keys are dropped once used."""
+    Levers in neither mapping are unchanged; ``areas`` keys are dropped once used.
+    Nothing to change (no levers): ``config`` itself, not a copy."""
+    if not money_share and not national_share:
+        return config
     out = copy.deepcopy(config)
     for name, table in out.get("levers", {}).items():
         targeted = bool(table.get("areas") or table.get("areas_by_year"))

@@ -54,7 +54,11 @@ def add_england_sum(ds: xr.Dataset) -> xr.Dataset:
         {AREA_DIM: [*codes, ENGLAND_SUM_CODE]})
     for name, variable in ds.data_vars.items():
         if AREA_DIM in variable.dims and not name.endswith("_quantiles"):
-            out[name].loc[{AREA_DIM: ENGLAND_SUM_CODE}] = variable.sum(AREA_DIM)
+            # summed row by row over a C-ordered copy: what summing the areas read
+            # back from the file gives, to the last bit
+            ordered = variable.transpose(AREA_DIM, ...)
+            out[name].loc[{AREA_DIM: ENGLAND_SUM_CODE}] = xr.DataArray(
+                np.ascontiguousarray(ordered.values).sum(axis=0), dims=ordered.dims[1:])
         out[name].attrs = variable.attrs
     return out.assign_coords(
         area_name=(AREA_DIM, [*(str(n) for n in ds["area_name"].values), ENGLAND_SUM_NAME]),
