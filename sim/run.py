@@ -68,6 +68,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     ``area``: an area selector (:func:`simulate_areas`); None or ``england`` = the
     national run, without an area dimension.
     """
+    lever_area_codes(scenario.config, str(scenario.path or "scenario"))  # fail fast
     if not is_national(area):
         return simulate_areas(scenario, str(area), engine=engine, replicates=replicates,
                               seed=seed, progress=progress, workers=workers,

@@ -163,7 +163,7 @@ def small_multiples(pairs: Sequence[tuple[str, xr.Dataset, str, xr.Dataset | Non
                 stock = _stock(run).sel({AREA_DIM: code})
                 ax.plot(stock["year"].values, stock.values, style, label=label)
         ax.set_title(str(names.sel({AREA_DIM: code}).values), fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7, labelbottom=True)
     for ax in list(axes.flat)[len(codes):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7)

@@ -336,3 +336,64 @@ def test_compare_and_report_facet_by_area(fake_areas, tmp_path):
     assert float(untouched["change_vs_baseline_2030"].iloc[0]) == 0.0
     report = (tmp_path / "cmp" / "report.html").read_text()
     assert 'id="areas"' in report and 'id="area-multiples"' in report
+
+
+# --- with the shipped area registry (sim/data/areas.csv, pathfinders.csv); the
+# per-area parameters are still the scaled small model, so no estimation runs.
+
+
+@pytest.fixture
+def registry_areas(monkeypatch):
+    from sim.estimation.areas import resolve_areas
+
+    def parameters(config, areas):
+        return [scaled(FakeArea(a.code, a.name, a.region, 0.5 + (i % 5) * 0.2), config)
+                for i, a in enumerate(areas)]
+
+    api = SimpleNamespace(resolve_areas=resolve_areas, area_parameters=parameters)
+    monkeypatch.setattr(run, "_areas_api", lambda: api)
+    return api
+
+
+def test_registry_selectors_give_the_right_area_coordinate(registry_areas):
+    assert list(area_run("E08000031")["area"].values) == ["E08000031"]
+    listed = area_run("Dorset, 336")
+    assert list(listed["area"].values) == ["E06000059", "E08000031"]
+    assert list(listed["area_name"].values) == ["Dorset", "Wolverhampton"]
+    pathfinders = area_run("pathfinders")
+    assert list(pathfinders["area_name"].values) == [
+        "Dorset", "Lincolnshire", "Wolverhampton", "Wirral", "Warwickshire"]
+
+
+def test_pathfinders_scenario_funds_each_wave_from_its_year(registry_areas):
+    """The shipped scenario: wave 1 money from 2023-24, Wirral and Warwickshire from
+    2024-25 only, nothing elsewhere; all its money lands in the named five."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "families-first-pathfinders.toml"
+    sc = load_scenario(path, ["run.end_year=2026"])
+    ds = run.simulate_areas(sc, "pathfinders,Bolton", national=national_params(sc.config))
+    money = ds["programme_cost_gbp"]
+    assert float(money.sel(area="E08000015", year=2024)) == 0.0  # Wirral, wave 2
+    assert float(money.sel(area="E08000015", year=2025)) > 0.0
+    assert float(money.sel(area="E06000059", year=2024)) > 0.0  # Dorset, wave 1
+    assert float(money.sel(area="E08000001").sum()) == 0.0  # Bolton: not a pathfinder
+    assert float(money.sum()) == pytest.approx((8.27 + 18.37) * 1e6)
+
+
+def test_cli_unknown_area_in_a_lever_is_exit_2_one_line(tmp_path, capsys):
+    from pathlib import Path
+
+    from sim.cli import main
+
+    baseline = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'extends = "{baseline}"\n[levers.family_help]\n'
+                   'funding_gbp_m = { "2024" = 5.0 }\nareas = ["Dorset", "Dorsett"]\n')
+    for extra in ([], ["--area", "pathfinders"]):
+        assert main(["run", str(bad), "--out", str(tmp_path / "x.nc"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert "bad.toml" in err[0] and "levers.family_help.areas" in err[0]
+        assert "Dorsett" in err[0]
+    assert not list(tmp_path.glob("x.*"))
