@@ -46,7 +46,7 @@ def main() -> dict[str, float]:
 
     def projection() -> None:
         configs = [run.with_lever_areas(config, run._money_shares(
-            config, code, {}, pools, national), {}) for code in codes]
+            config, code, {}, pools, {}), {}) for code in codes]
         result = stockflow.project_batch(params, configs)
         build_dataset(result["years"], result["records"], engine="stockflow",
                       batch_dim=AREA_DIM)

@@ -216,16 +216,17 @@ def _pools(config: dict[str, Any], areas: Sequence[Any],
 
 
 def _money_shares(config: dict[str, Any], code: str, targets: dict[str, dict[int, list[Any]]],
-                  pools: dict[str, dict[str, float]], national: ModelParameters
+                  pools: dict[str, dict[str, float]], england_pools: dict[str, float]
                   ) -> dict[str, dict[int, float]]:
     """lever -> year -> share of the lever's money that goes to area ``code``: its
     eligible pool over the pools of the areas funded that year (an area-targeted
-    lever), or over England's pool (a national lever: the same coverage everywhere)."""
+    lever), or over the pools of every authority (``england_pools``: a national lever,
+    the same coverage everywhere, and its money adds up over all authorities)."""
     out: dict[str, dict[int, float]] = {}
     for name, table in config.get("levers", {}).items():
         years = [int(y) for y in table.get("funding_gbp_m", {})]
         if name not in targets:
-            share = pools[name][code] / max(eligible_pool(name, national), 1e-12)
+            share = pools[name][code] / max(england_pools[name], 1e-12)
             out[name] = dict.fromkeys(years, share)
             continue
         out[name] = {}
@@ -235,6 +236,22 @@ def _money_shares(config: dict[str, Any], code: str, targets: dict[str, dict[int
             out[name][year] = pools[name][code] / total if code in funded and total > 0 \
                 else 0.0
     return out
+
+
+def _england_pools(config: dict[str, Any], targets: dict[str, Any], codes: Sequence[str],
+                   pools: dict[str, dict[str, float]]) -> dict[str, float]:
+    """lever -> the sum of every authority's eligible pool, for the national levers
+    (those without ``areas``) of an area run; the run's own pools when it has every
+    authority, else every authority's parameters (cached after the first time)."""
+    national = [name for name in config.get("levers", {}) if name not in targets]
+    if not national:
+        return {}
+    everyone = resolve("all", "--area")
+    if {area_fields(a)[0] for a in everyone} <= set(codes):
+        return {name: sum(pools[name][area_fields(a)[0]] for a in everyone)
+                for name in national}
+    every_pool = _pools(config, everyone)
+    return {name: sum(every_pool[name].values()) for name in national}
 
 
 def national_shares(config: dict[str, Any], national: ModelParameters, where: str
@@ -249,6 +266,26 @@ def national_shares(config: dict[str, Any], national: ModelParameters, where: st
                              / max(eligible_pool(name, national), 1e-12), 1.0)
                    for year, areas in by_year.items()}
             for name, by_year in targets.items()}
+
+
+def local_capacity(config: dict[str, Any], params: ModelParameters,
+                   national: ModelParameters) -> dict[str, Any]:
+    """An area's share of England's DES capacity (``[capacity]`` counts places in
+    England): foster places in proportion to its non-UASC children in care, family-help
+    places to its CIN pool (ASSUMPTION: places are where the children are); at least one
+    place where England has any (0 would mean no limit)."""
+    capacity = config["capacity"]
+    changes = {}
+    for key, lever in (("foster_places", "reunification_support"),
+                       ("family_help_places", "family_help")):
+        if capacity[key]:
+            share = eligible_pool(lever, params) / max(eligible_pool(lever, national), 1e-12)
+            changes[key] = max(1, round(capacity[key] * share))
+    if not changes:
+        return config
+    out = copy.deepcopy(config)
+    out["capacity"].update(changes)
+    return out
 
 
 def area_seed(root_seed: int, code: str) -> int:
@@ -302,8 +339,9 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
     if extra:  # funded areas outside the run still take their share of the money
         for name, by_code in _pools(config, list(extra.values())).items():
             pools[name].update(by_code)
+    england_pools = _england_pools(config, targets, codes, pools)
     configs = [with_lever_areas(config, _money_shares(config, code, targets, pools,
-                                                      national), {}) for code in codes]
+                                                      england_pools), {}) for code in codes]
     if engine == "stockflow":
         result = stockflow.project_batch(params, configs)
         ds = build_dataset(result["years"], result["records"], engine="stockflow",
@@ -314,7 +352,7 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
 
         parts = []
         for i, (code, p, c) in enumerate(zip(codes, params, configs, strict=True)):
-            local = copy.deepcopy(c)
+            local = copy.deepcopy(local_capacity(c, p, national))
             local["run"]["seed"] = area_seed(int(config["run"]["seed"]), code)
             parts.append(des.run(p, local, workers=workers,
                                  progress=stderr_progress(f"{scenario.name} {code} "

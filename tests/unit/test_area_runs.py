@@ -397,3 +397,30 @@ def test_cli_unknown_area_in_a_lever_is_exit_2_one_line(tmp_path, capsys):
         assert "bad.toml" in err[0] and "levers.family_help.areas" in err[0]
         assert "Dorsett" in err[0]
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_des_capacity_is_shared_between_areas():
+    config = small_config(overrides=["capacity.foster_places=1000",
+                                     "capacity.family_help_places=3"])
+    national = national_params(config)
+    small = scaled(FakeArea("X", "x", "r", 0.1), config)
+    local = run.local_capacity(config, small, national)
+    assert local["capacity"]["foster_places"] == 100
+    assert local["capacity"]["family_help_places"] == 1  # never 0 (= no limit)
+    assert run.local_capacity(small_config(), small, national) == small_config()
+
+
+def test_national_lever_in_an_area_run_adds_up_and_covers_evenly(fake_areas):
+    """A lever without ``areas``: each authority gets money in proportion to its pool
+    over every authority's pool, so the money adds up to the scenario's and coverage
+    (served / pool) is the same everywhere, also in a run of some areas only."""
+    ds = area_run("all", FAMILY_HELP)
+    money = ds["programme_cost_gbp"].sel(area=[a.code for a in AREAS]).sum("area")
+    assert float(money.sel(year=2024)) == pytest.approx(2e6, rel=1e-12)
+    served = ds["family_help_served"].sel(year=2025, area=[a.code for a in AREAS])
+    coverage = served.values / np.array([a.scale for a in AREAS])
+    np.testing.assert_allclose(coverage, coverage[0], rtol=1e-12)
+    some = area_run("Dorset,Wolverhampton", FAMILY_HELP)
+    np.testing.assert_allclose(
+        some["programme_cost_gbp"].values,
+        ds["programme_cost_gbp"].sel(area=["E06000059", "E08000031"]).values, rtol=1e-12)
