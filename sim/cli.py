@@ -18,6 +18,7 @@ from sim.errors import InputError
 
 EXTENSIONS = (
     "sim.calibration.cli",
+    "sim.calibration.area_backtest",
     "sim.compare_cli",
     "sim.solve",
 )

@@ -168,18 +168,21 @@ def load_area_observed(max_year: int, data_dir: Path | None = None) -> dict[str,
             raise InputError(f"{path}: data file is missing")
         hashes[name] = file_sha256(path)
         with _open_text(path) as handle:
-            for row in csv.DictReader(handle):
-                if row["geography_level"] != "local_authority":
+            reader = csv.reader(handle)  # plain rows: twice as fast as DictReader here
+            header = next(reader)
+            level, year_at, code_at, measure_at, value_at = (header.index(c) for c in (
+                "geography_level", "year", "old_la_code", "measure", "value"))
+            for row in reader:
+                if row[level] != "local_authority":
                     continue
-                year = int(row["year"])
+                year = int(row[year_at])
                 if year > max_year:
                     continue
-                code = row["old_la_code"]
-                observed = areas.get(code)
+                observed = areas.get(row[code_at])
                 if observed is None:
-                    observed = areas[code] = Observed(max_year=max_year)
-                measure = row["measure"]
-                value = _parse_value(row["value"])
+                    observed = areas[row[code_at]] = Observed(max_year=max_year)
+                measure = row[measure_at]
+                value = _parse_value(row[value_at])
                 if value is None:
                     if year not in observed.series.get(measure, {}):
                         observed.suppressed.setdefault(measure, set()).add(year)

@@ -189,11 +189,15 @@ def successor_observed(record: AreaRecord, by_code: dict[str, Observed],
 
 def area_observed(records: Sequence[AreaRecord], by_code: dict[str, Observed]
                   ) -> dict[str, Observed]:
-    """Series by DfE code for every registry authority, on 2022 boundaries."""
+    """Series by DfE code for every registry authority, on 2022 boundaries; a successor
+    authority is left out while the data end before its first own year."""
     out = {}
     empty_max = max((obs.max_year for obs in by_code.values()), default=0)
     for record in records:
         code = record.area.dfe_code
+        if record.predecessors and record.first_own_year is not None \
+                and empty_max < record.first_own_year:
+            continue
         if record.predecessors:
             siblings = [r for r in records if r.predecessors == record.predecessors]
             out[code] = successor_observed(record, by_code, siblings)

@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from sim.estimation.area_registry import (
 from sim.estimation.estimate import BANDS, uasc_by_band
 from sim.model import spec
 from sim.model.parameters import ModelParameters
+from sim.model.rates import YearRates
 
 __all__ = ["ENGLAND", "Area", "area_parameters", "all_areas", "pathfinder_areas",
            "resolve_areas"]
@@ -98,8 +100,6 @@ def _placement_mix(obs: Observed, year: int, national: np.ndarray) -> tuple[np.n
 
 def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
               national: ModelParameters, config: Mapping[str, Any]) -> ModelParameters:
-    from sim.engines import stockflow
-
     year = national.base_year
     name = f"{record.area.name} ({record.area.code})"
     sources = {k: f"England: {v}" for k, v in national.sources.items()}
@@ -168,35 +168,99 @@ def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
         # placeholder until the equilibrium below sets it
         referral_rate_per_child_year=national.referral_rate_per_child_year,
     )
-    # The referral rate that keeps the authority's pool stationary: the equilibrium
-    # pool is proportional to it, so one equilibrium gives the factor.
-    rates_base = stockflow.year_rates(params, dict(config), year)
-    x = stockflow.equilibrium_state(rates_base)
-    modelled_pool = x[:, spec.LAYOUT.cin_pool].sum()
-    if modelled_pool > 0:
-        params = replace(params, referral_rate_per_child_year=(
-            params.referral_rate_per_child_year * pool / modelled_pool))
     sources["referral_rate_per_child_year"] = (
         "set so the authority's CIN pool is stationary in the base year (ASSUMPTION)")
-    params = replace(params, initial_state=stockflow.scale_to_observed(x, params))
-    params.check_bounds()
     return params
+
+
+def equilibria(rates: Sequence[YearRates]) -> np.ndarray:
+    """The equilibrium state of each of ``rates``, shape (runs, months of age, state).
+
+    Same state as :func:`sim.engines.stockflow.equilibrium_state` (which iterates 19
+    years of months): with rates held fixed, the state at month of age ``k`` is the
+    cohort born ``k`` months ago, so one sweep down the ages, a month's propagator per
+    step, gives it; for a batch, one batched product per month of age.  Why: 152
+    authorities' equilibria by 19-year iteration took ~6 s, the sweep ~0.1 s
+    (tests/unit/test_areas_parameters.py checks the two agree).
+    """
+    from sim.engines import stockflow
+
+    layout = spec.LAYOUT
+    n, months = len(rates), spec.MAX_AGE_MONTHS
+    matrices = np.stack([stockflow.propagators(r, 1.0 / spec.MONTHS_PER_YEAR)
+                         for r in rates])  # (runs, bands, S, S)
+    x = np.zeros((n, months, layout.size))
+    first_care = [layout.care(0, p, 0) for p in range(len(spec.PLACEMENTS))]
+    for j, r in enumerate(rates):
+        x[j, :, layout.population] = r.population_by_age_month
+        x[j, :, layout.uasc_source] = r.uasc_arrivals_by_age_month
+        x[j, 0, first_care] = (r.birth_entry_share * r.population_by_age_month[0]
+                               * r.placement_mix[0])
+    moving = np.ones(layout.size, dtype=bool)
+    moving[[layout.population, layout.uasc_source]] = False
+    moving[layout.counter_start:] = False
+    band_of_month = np.concatenate([np.full(e - s, b) for b, (_, s, e)
+                                    in enumerate(spec.AGE_BANDS)])
+    for k in range(1, months):
+        step = np.matmul(x[:, k - 1, None, :], matrices[:, band_of_month[k - 1]])[:, 0]
+        x[:, k, moving] = step[:, moving]
+    return x
+
+
+def _finish(params: list[ModelParameters], config: Mapping[str, Any]
+            ) -> list[ModelParameters]:
+    """Referral rates that keep each pool stationary (the equilibrium pool is
+    proportional to the referral rate) and the base-year state: each authority's
+    equilibrium scaled to its published stock, as for England."""
+    from sim.engines import stockflow
+
+    rates = [stockflow.year_rates(p, dict(config), p.base_year) for p in params]
+    states = equilibria(rates)
+    out = []
+    for p, x in zip(params, states, strict=True):
+        modelled_pool = x[:, spec.LAYOUT.cin_pool].sum()
+        if modelled_pool > 0:
+            p = replace(p, referral_rate_per_child_year=(
+                p.referral_rate_per_child_year * p.cin_pool_base / modelled_pool))
+        p = replace(p, initial_state=stockflow.scale_to_observed(x, p))
+        p.check_bounds()
+        out.append(p)
+    return out
 
 
 def _estimate(config: Mapping[str, Any], records: Sequence[AreaRecord],
               national: ModelParameters, method: str, data_dir: Path | None
               ) -> list[ModelParameters]:
     year = national.base_year
-    everyone = registry(data_dir)
-    observed = area_data.area_observed(everyone, load_area_observed(year, data_dir))
-    national_obs = load_observed(year, data_dir)
+    observed = _area_series(year, data_dir)
+    everyone = [r for r in registry(data_dir) if r.area.dfe_code in observed]
+    for record in records:
+        if record.area.dfe_code not in observed:
+            raise InputError(
+                f"sim/data/areas.csv: {record.area.name} ({record.area.code}) publishes "
+                f"its own figures from {record.first_own_year}; base year {year} is "
+                f"before that (its predecessors {', '.join(record.predecessors)} cannot "
+                "be split without later data)")
+    national_obs = _national_series(year, data_dir)
     ordered = [observed[r.area.dfe_code] for r in everyone]
     rates = estimate_area_rates(
         ordered, national_obs, year, national.exit_rate_per_year,
         national.looked_after_base_by_band, config["uasc"]["exit_rate_per_year"], method)
     index = {r.area: k for k, r in enumerate(everyone)}
-    return [_one_area(index[r.area], r, observed[r.area.dfe_code], rates, national, config)
-            for r in records]
+    return _finish([_one_area(index[r.area], r, observed[r.area.dfe_code], rates, national,
+                              config) for r in records], config)
+
+
+@lru_cache(maxsize=4)
+def _area_series(year: int, data_dir: Path | None) -> dict[str, Observed]:
+    """Every authority's series to ``year`` (kept for the process: a backtest asks for
+    the same year once per method; nothing mutates them)."""
+    return area_data.area_observed(registry(data_dir), load_area_observed(year, data_dir))
+
+
+@lru_cache(maxsize=4)
+def _national_series(year: int, data_dir: Path | None) -> Observed:
+    return load_observed(year, data_dir)
 
 
 def _cache_key(config: Mapping[str, Any], areas: Sequence[Area], method: str) -> str:

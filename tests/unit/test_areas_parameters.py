@@ -38,3 +38,86 @@ def test_area_parameters_have_england_shapes_and_run_in_one_batch(config: dict) 
     assert first[1:] == pytest.approx([p.looked_after_base for p in params[1:]], rel=1e-9)
     assert np.all(np.isfinite(result["records"][-1]["looked_after"]))
     assert ENGLAND in areas
+
+
+def test_equilibrium_sweep_equals_the_engine_equilibrium(config: dict) -> None:
+    """The batched sweep down the ages (areas.equilibria) is the state the engine's
+    19-year iteration reaches: same flows, rounding only."""
+    from dataclasses import replace
+
+    from sim.estimation.areas import equilibria
+
+    national = cached_parameters(config)
+    other = replace(national, entry_rate_per_year=national.entry_rate_per_year * 1.7,
+                    exit_rate_per_year=national.exit_rate_per_year * 0.6,
+                    birth_entry_share=national.birth_entry_share * 2)
+    rates = [stockflow.year_rates(p, config, p.base_year) for p in (national, other)]
+    swept = equilibria(rates)
+    for state, r in zip(swept, rates, strict=True):
+        reference = stockflow.equilibrium_state(r)
+        assert np.max(np.abs(state - reference)) <= 1e-11 * np.max(np.abs(reference))
+
+
+@pytest.mark.slow
+def test_load_observed_by_geography_reads_the_authority_and_keeps_suppression() -> None:
+    from sim.datasets import load_observed
+
+    wolverhampton = load_observed(2022, geography="336")
+    assert wolverhampton.get("looked_after_31_march", 2022) == 512.0
+    city = load_observed(2016, geography="201")
+    assert city.get("started_during_year", 2015) is None  # published as 'x'
+    assert city.is_suppressed("started_during_year", 2015)
+    assert city.get("looked_after_31_march", 2015) == 8.0
+    assert city.max_year == 2016 and not city.years("looked_after_31_march")[-1] > 2016
+    england = load_observed(2022)
+    assert england.get("looked_after_31_march", 2022) == 82090.0 and not england.suppressed
+
+
+@pytest.mark.slow
+def test_england_is_the_sum_of_the_areas_within_2_percent(config: dict) -> None:
+    """Every authority (2022 boundaries) projected in one batch, 2022-2032: the sum of
+    children looked after is within 2 % of the national run in every year."""
+    national = cached_parameters(config)
+    areas = resolve_areas("all")
+    params = area_parameters(config, areas, national=national)
+    batch = stockflow.project_batch(params, [config] * len(params))
+    alone = stockflow.project(national, config)
+    assert batch["years"] == alone["years"] and batch["years"][-1] >= 2032
+    for mine, theirs in zip(batch["records"], alone["records"], strict=True):
+        total, england = mine["looked_after"].sum(), float(theirs["looked_after"])
+        assert abs(total / england - 1) < 0.02
+
+
+def test_area_parameters_are_cached_by_config_areas_and_method(
+        config: dict, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default path (shipped data) is cached: a second call with the same config,
+    areas and method does not estimate; another area list or method does."""
+    from sim.estimation import areas as module
+
+    national = cached_parameters(config)  # the default cache, shared with other tests
+    monkeypatch.setenv("CICSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CICSIM_CACHE", "1")
+    monkeypatch.setattr(module.cache, "cached_parameters", lambda _config: national)
+    calls: list[tuple[str, ...]] = []
+
+    def fake(config, records, national_, method, data_dir):  # noqa: ANN001, ANN202
+        calls.append((method, *(r.area.code for r in records)))
+        return [national_ for _ in records]
+
+    monkeypatch.setattr(module, "_estimate", fake)
+    kent = resolve_areas("Kent")
+    first = area_parameters(config, kent)
+    again = area_parameters(config, kent)
+    assert len(calls) == 1 and np.array_equal(first[0].initial_state,
+                                              again[0].initial_state)
+    area_parameters(config, kent, method="raw")
+    area_parameters(config, resolve_areas("Kent,Wolverhampton"))
+    assert len(calls) == 3
+    # England alone needs no area estimate, and parameters passed in bypass the cache
+    assert area_parameters(config, resolve_areas("england"))[0].base_year == \
+        national.base_year
+    area_parameters(config, kent, national=national)
+    assert len(calls) == 4
+    key = module._cache_key(config, kent, "shrinkage")
+    assert key != module._cache_key(config, kent, "raw")
+    assert key != module._cache_key(config, resolve_areas("Medway"), "shrinkage")
