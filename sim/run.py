@@ -23,7 +23,7 @@ from sim.model.levers import area_selectors, eligible_pool, selectors_in, with_l
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment
-from sim.results.areas import AREA_DIM, add_england_sum
+from sim.results.areas import AREA_DIM, ENGLAND_SUM_CODE, add_england_sum
 from sim.results.bands import add_bands
 from sim.results.costs import add_costs, area_other_spend
 from sim.results.io import write_results
@@ -347,6 +347,9 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
         ds = build_dataset(result["years"], result["records"], engine="stockflow",
                            batch_dim=AREA_DIM)
         used_seed = None
+        if config["capacity"]["foster_places"] or config["capacity"]["family_help_places"]:
+            ds.attrs["capacity"] = ("ignored: the stock-flow engine has no queues; run "
+                                    "with --engine des to apply [capacity]")
     else:
         from sim.engines import des  # deferred: simpy, as in simulate
 
@@ -373,7 +376,8 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
     national_base = project_stockflow(national, freeze(base_only))
     ds = add_costs(ds, national, config,
                    other=area_other_spend(ds, national_base, config["costs"]))
-    if selector.strip().lower() == "all":
+    wants_sum = "all" in [part.strip().lower() for part in selector.split(",")]
+    if wants_sum and ENGLAND_SUM_CODE not in codes:  # not when England itself was asked
         ds = add_england_sum(ds)
     ds = add_bands(ds, config)
     ds.attrs.update(provenance_attrs(
