@@ -8,10 +8,12 @@ batch, and the projected 31 March stock is scored against what each authority
 published later.  Three rate methods (:data:`sim.estimation.area_rates.METHODS`):
 ``shrinkage`` (empirical Bayes toward England), ``raw`` (each authority's own rates,
 no pooling) and ``national`` (England's rates for everyone, each authority's own
-levels); and two trend treatments: ``national`` (the recent slopes of England's
+levels); and three trend treatments: ``national`` (the recent slopes of England's
 published rates to the origin, carried as the default forecast treatment carries
-them, :data:`TREATMENT`) and ``hold`` (the origin's rates held).  A naive ``no_change``
-benchmark (the origin's published stock) is scored beside them.
+them, :data:`TREATMENT`), ``own`` (the same, with each authority's entry slope
+England's plus its own shrunk relative slope) and ``hold`` (the origin's rates
+held).  A naive ``no_change`` benchmark (the origin's published stock) is scored
+beside them.
 
 Not re-calibrated per origin (the national backtest, ``cicsim backtest``, does that and
 chose the trend treatment): every trend slope here is re-derived from data up to the
@@ -49,7 +51,9 @@ from sim.scenarios.loader import load_scenario
 from sim.scenarios.schema import FIRST_BASE_YEAR, LAST_DATA_YEAR
 
 TREATMENT = "recent_declining_damped_0.9_1"  # the national default (forecast.toml)
-TRENDS = ("national", "hold")
+# national: England's recent slopes for every authority; own: the same plus each
+# authority's shrunk relative entry slope; hold: no slopes.
+TRENDS = ("national", "own", "hold")
 BENCHMARK = "no_change"
 Row = dict[str, Any]
 
@@ -80,7 +84,7 @@ def origin_config(base: dict[str, Any], origin: int, horizon: int, trend: str,
     config["trends"].update(treatment.trends)
     slopes = recent_trend_keys(load_observed(origin, data_dir), origin, treatment)
     for dotted, value in slopes.items():
-        config["trends"][dotted.split(".", 1)[1]] = value if trend == "national" else 0.0
+        config["trends"][dotted.split(".", 1)[1]] = value if trend != "hold" else 0.0
     return config
 
 
@@ -112,7 +116,8 @@ def backtest_origin(base: dict[str, Any], origin: int, horizon: int,
         national = estimate_parameters(config, data_dir=data_dir)
         for method in methods:
             params = area_parameters(config, areas, method=method, national=national,
-                                     data_dir=data_dir)
+                                     data_dir=data_dir,
+                                     trends="own" if trend == "own" else "national")
             result = stockflow.project_batch(params, [config] * len(params))
             by_year = dict(zip(result["years"], result["records"], strict=True))
             for i, area in enumerate(areas):

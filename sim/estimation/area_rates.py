@@ -95,15 +95,24 @@ def gamma_poisson(counts: Array, expected: Array, method: str = "shrinkage") -> 
     return Relative(ratio, raw, weight, counts, expected, shape, rate)
 
 
-def _expected(counts: Array, exposure: Array) -> tuple[Array, Array]:
-    """Per year (columns), England's rate = sum of counts / sum of exposures over the
-    authorities publishing both; returns summed counts and expected counts."""
+def _usable(counts: Array, exposure: Array) -> tuple[Array, Array]:
     usable = np.isfinite(counts) & np.isfinite(exposure) & (exposure > 0)
-    y = np.where(usable, counts, 0.0)
-    x = np.where(usable, exposure, 0.0)
-    rate = np.divide(y.sum(axis=0), x.sum(axis=0), out=np.zeros(y.shape[1]),
+    return np.where(usable, counts, 0.0), np.where(usable, exposure, 0.0)
+
+
+def england_rates(counts: Array, exposure: Array) -> Array:
+    """Per year (columns): England's rate = sum of counts / sum of exposures over the
+    authorities (rows) publishing both."""
+    y, x = _usable(counts, exposure)
+    return np.divide(y.sum(axis=0), x.sum(axis=0), out=np.zeros(y.shape[1]),
                      where=x.sum(axis=0) > 0)
-    return y.sum(axis=1), (x * rate[None, :]).sum(axis=1)
+
+
+def _expected(counts: Array, exposure: Array) -> tuple[Array, Array]:
+    """Summed counts and counts expected at England's rate of each year, per authority
+    (years where count or exposure is missing left out of both)."""
+    y, x = _usable(counts, exposure)
+    return y.sum(axis=1), (x * england_rates(counts, exposure)[None, :]).sum(axis=1)
 
 
 def _nan(v: float | None) -> float:
@@ -192,6 +201,44 @@ class AreaRates:
     uasc_start_share: Array
     uasc_years: tuple[int | None, int | None]
     years: tuple[int, ...]
+    # Each authority's slope of log(entry rate / England's) over ``years``, shrunk
+    # toward 0 (``own_slopes``); add England's entry slope to get its own.
+    entry_slope: Array
+
+
+def own_slopes(counts: Array, expected: Array) -> Array:
+    """Relative log-linear slopes per authority (rows) over years (columns), shrunk
+    toward 0 by normal-normal empirical Bayes, then centred on the exposure-weighted
+    mean so England's aggregate trend is unchanged.
+
+    Each authority's slope of ``log(y_t / e_t)`` has sampling variance
+    ``mean(1 / y_t) / sum((t - mean t)^2)`` (Poisson, delta method); the between-area
+    variance of the true slopes is the spread of the estimates less the mean sampling
+    variance (method of moments); the posterior mean keeps the share
+    ``tau^2 / (tau^2 + v)`` of an authority's slope.  Authorities with fewer than two
+    usable years (or a zero count) get 0, England's slope."""
+    n, n_years = counts.shape
+    t = np.arange(n_years, dtype=float)
+    usable = np.isfinite(counts) & np.isfinite(expected) & (counts > 0) & (expected > 0)
+    slope = np.zeros(n)
+    variance = np.full(n, np.inf)
+    for i in range(n):
+        ok = usable[i]
+        if ok.sum() < 2:
+            continue
+        x = t[ok] - t[ok].mean()
+        z = np.log(counts[i, ok] / expected[i, ok])
+        slope[i] = (x * z).sum() / (x * x).sum()
+        variance[i] = np.mean(1.0 / counts[i, ok]) / (x * x).sum()
+    has = np.isfinite(variance)
+    if has.sum() < 3:
+        return np.zeros(n)
+    between = np.var(slope[has]) - np.mean(variance[has])
+    if between <= 0:
+        return np.zeros(n)
+    shrunk = np.where(has, slope * between / (between + variance), 0.0)
+    weights = np.nansum(np.where(usable, expected, 0.0), axis=1)
+    return shrunk - (shrunk * weights).sum() / max(weights.sum(), 1e-300)
 
 
 def _uasc_starts(observed: Sequence[Observed], national: Observed, year: int) -> Array:
@@ -269,13 +316,19 @@ def estimate_area_rates(observed: Sequence[Observed], national: Observed, year: 
     exits = [gamma_poisson(*_expected(exit_y[r], exit_x[r]), method)
              for r in range(len(HAZARD_ROUTES))]
     closure = gamma_poisson(*_expected(closure_y, closure_x), method)
+    # All-ages entries per year for the own-slope option: counts summed over bands
+    # (missing if any band is), expected at each year's England rate by band.
+    entry_total = entry_y.sum(axis=0)
+    entry_expected = sum(entry_x[b] * england_rates(entry_y[b], entry_x[b])[None, :]
+                         for b in range(len(BANDS)))
     start_shares, start_year = uasc_shares(observed, national, year,
                                            "started_during_year__uasc__uasc")
     _, stock_year = uasc_shares(observed, national, year, "uasc_31_march")
     if start_year is None:
         start_shares = stock_shares
     return AreaRates(entry, exits, closure, stock_shares, start_shares,
-                     (stock_year, start_year), years)
+                     (stock_year, start_year), years,
+                     own_slopes(entry_total, entry_expected))
 
 
 def population_of(obs: Observed, year: int) -> float | None:

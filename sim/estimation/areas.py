@@ -61,6 +61,10 @@ __all__ = ["ENGLAND", "Area", "area_parameters", "all_areas", "pathfinder_areas"
 # Prior weight (in children) of England's placement mix in an authority's mix:
 # ASSUMPTION, so a mix read from a few dozen children is not taken at face value.
 PLACEMENT_PRIOR_CHILDREN = 30.0
+# Trend options: every authority carries the scenario's (England's) slopes, or its
+# entry slope is England's plus its own recent relative slope, shrunk
+# (area_rates.own_slopes).  The backtest chose "national" (docs/areas.md).
+TREND_OPTIONS = ("national", "own")
 AREA_CACHE_FORMAT = 1
 
 
@@ -99,7 +103,8 @@ def _placement_mix(obs: Observed, year: int, national: np.ndarray) -> tuple[np.n
 
 
 def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
-              national: ModelParameters, config: Mapping[str, Any]) -> ModelParameters:
+              national: ModelParameters, config: Mapping[str, Any],
+              trends: str = "national") -> ModelParameters:
     year = national.base_year
     name = f"{record.area.name} ({record.area.code})"
     sources = {k: f"England: {v}" for k, v in national.sources.items()}
@@ -144,6 +149,12 @@ def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
     for key in ("entry_rate_per_year", "exit_rate_per_year", "cin_closure_rate_per_year",
                 "birth_entry_share"):
         sources[key] = shrunk
+    entry_trend = national.entry_trend_per_year
+    if trends == "own":
+        entry_trend += float(rates.entry_slope[i])
+        sources["entry_trend_per_year"] = (
+            f"England's + the authority's relative slope of entries {years}, shrunk "
+            "(normal-normal empirical Bayes, docs/areas.md)")
     share_note = f"England's x the authority's share of UASC ({rates.uasc_years})"
     sources["uasc_arrivals_per_year"] = sources["uasc_arrivals_base_year"] = share_note
     params = replace(
@@ -155,6 +166,7 @@ def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
         cin_closure_rate_per_year=closure,
         cin_pool_base=pool,
         entry_rate_per_year=entry,
+        entry_trend_per_year=entry_trend,
         birth_entry_share=national.birth_entry_share * entry_ratio[0],
         exit_rate_per_year=national.exit_rate_per_year * exit_ratio[:, None],
         placement_mix=mix,
@@ -229,8 +241,8 @@ def _finish(params: list[ModelParameters], config: Mapping[str, Any]
 
 
 def _estimate(config: Mapping[str, Any], records: Sequence[AreaRecord],
-              national: ModelParameters, method: str, data_dir: Path | None
-              ) -> list[ModelParameters]:
+              national: ModelParameters, method: str, data_dir: Path | None,
+              trends: str = "national") -> list[ModelParameters]:
     year = national.base_year
     observed = _area_series(year, data_dir)
     everyone = [r for r in registry(data_dir) if r.area.dfe_code in observed]
@@ -248,7 +260,7 @@ def _estimate(config: Mapping[str, Any], records: Sequence[AreaRecord],
         national.looked_after_base_by_band, config["uasc"]["exit_rate_per_year"], method)
     index = {r.area: k for k, r in enumerate(everyone)}
     return _finish([_one_area(index[r.area], r, observed[r.area.dfe_code], rates, national,
-                              config) for r in records], config)
+                              config, trends) for r in records], config)
 
 
 @lru_cache(maxsize=4)
@@ -263,30 +275,37 @@ def _national_series(year: int, data_dir: Path | None) -> Observed:
     return load_observed(year, data_dir)
 
 
-def _cache_key(config: Mapping[str, Any], areas: Sequence[Area], method: str) -> str:
+def _cache_key(config: Mapping[str, Any], areas: Sequence[Area], method: str,
+               trends: str = "national") -> str:
     payload = {"format": AREA_CACHE_FORMAT, "national": cache.cache_key(dict(config)),
-               "areas": [a.code for a in areas], "method": method}
+               "areas": [a.code for a in areas], "method": method, "trends": trends}
     return "areas-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def area_parameters(config: Mapping[str, Any], areas: Sequence[Area], *,
                     method: str = "shrinkage", national: ModelParameters | None = None,
-                    data_dir: Path | None = None) -> list[ModelParameters]:
+                    data_dir: Path | None = None, trends: str = "national"
+                    ) -> list[ModelParameters]:
     """Base-year parameters for each of ``areas`` (in order); :data:`ENGLAND` gets the
     national ``cached_parameters(config)`` itself.
 
     ``method``: ``shrinkage`` (default), ``raw`` (no pooling) or ``national`` (England's
-    rates, the authority's own levels).  ``national`` and ``data_dir`` let a backtest
+    rates, the authority's own levels).  ``trends``: ``national`` (default: the
+    scenario's slopes for every authority) or ``own`` (entry slope = England's + the
+    authority's shrunk relative slope).  ``national`` and ``data_dir`` let a backtest
     pass parameters estimated from truncated data; only the default path (shipped
     data, parameters from the cache) is cached, keyed by the national cache key (base
     year, data hashes, estimation keys, code), the area codes and the method.
     """
     if method not in METHODS:
         raise InputError(f"area method '{method}' is unknown; valid: {', '.join(METHODS)}")
+    if trends not in TREND_OPTIONS:
+        raise InputError(f"area trends '{trends}' is unknown; valid: "
+                         f"{', '.join(TREND_OPTIONS)}")
     use_cache = national is None and data_dir is None and cache.enabled()
     if national is None:
         national = cache.cached_parameters(dict(config))
-    key = _cache_key(config, areas, method) if use_cache else ""
+    key = _cache_key(config, areas, method, trends) if use_cache else ""
     if use_cache:
         hit = cache.load(key, kind=AreaParameterSet)
         if isinstance(hit, AreaParameterSet) and hit.codes == tuple(a.code for a in areas):
@@ -298,7 +317,7 @@ def area_parameters(config: Mapping[str, Any], areas: Sequence[Area], *,
         raise InputError(f"sim/data/areas.csv: unknown area {unknown[0].code} "
                          f"({unknown[0].name})")
     estimated = iter(_estimate(config, [records[a] for a in local], national, method,
-                               data_dir)) if local else iter(())
+                               data_dir, trends)) if local else iter(())
     out = [national if a == ENGLAND else next(estimated) for a in areas]
     if use_cache:
         cache.store(key, AreaParameterSet(tuple(a.code for a in areas), tuple(out)))

@@ -100,7 +100,7 @@ def test_area_parameters_are_cached_by_config_areas_and_method(
     monkeypatch.setattr(module.cache, "cached_parameters", lambda _config: national)
     calls: list[tuple[str, ...]] = []
 
-    def fake(config, records, national_, method, data_dir):  # noqa: ANN001, ANN202
+    def fake(config, records, national_, method, data_dir, trends):  # noqa: ANN001, ANN202
         calls.append((method, *(r.area.code for r in records)))
         return [national_ for _ in records]
 

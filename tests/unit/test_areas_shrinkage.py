@@ -214,3 +214,36 @@ def test_loader_records_suppression_codes_and_prefers_a_published_number(tmp_pat
     assert a.is_suppressed("looked_after_31_march", 2021)
     assert a.is_suppressed("uasc_31_march", 2020)
     assert a.years("looked_after_31_march") == [2020]  # 2023 is after max_year
+
+
+def test_own_slopes_shrink_noisy_slopes_and_keep_englands_aggregate() -> None:
+    """Relative entry slopes over three years: true slopes N(0, 0.05); an authority
+    with tiny counts keeps little of its estimate, a large one most of it; the
+    exposure-weighted mean is 0 (England's own trend unchanged)."""
+    from sim.estimation.area_rates import own_slopes
+
+    rng = np.random.default_rng(5)
+    n = 80
+    size = np.geomspace(5, 20000, n)
+    truth = rng.normal(0.0, 0.05, n)
+    t = np.arange(3) - 1.0
+    expected = np.repeat(size[:, None], 3, axis=1)
+    counts = rng.poisson(expected * np.exp(truth[:, None] * t[None, :])).astype(float)
+    slopes = own_slopes(counts, expected)
+    raw = np.array([np.polyfit(t, np.log(np.maximum(c, 0.5) / e), 1)[0]
+                    for c, e in zip(counts, expected, strict=True)])
+    # small authorities (5-8 a year): sampling sd of a slope ~0.3, true sd 0.05, so
+    # they keep about 3 % of their spread; the largest (~20,000) keep ~99 %
+    assert np.std(slopes[:5]) < 0.2 * np.std(raw[:5])
+    big = (slopes[-1] - slopes[-2]) / (raw[-1] - raw[-2])
+    assert big == pytest.approx(1.0, abs=0.1)
+    weights = expected.sum(axis=1)
+    assert (slopes * weights).sum() == pytest.approx(0.0, abs=1e-12 * weights.sum())
+    # nothing beyond noise: every slope the same (0 before centring)
+    flat = rng.poisson(expected).astype(float)
+    assert np.allclose(own_slopes(flat, expected), 0.0, atol=0.01)
+    # one usable year (two suppressed) gives England's slope, as no data at all does
+    counts[3, :2] = np.nan
+    counts[4, :] = np.nan
+    shrunk = own_slopes(counts, expected)
+    assert shrunk[3] == shrunk[4]
