@@ -83,12 +83,6 @@ def area_total(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def per_children(looked_after: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
-    """Children in care per :data:`PER_CHILDREN` children aged 0-17 (base-year
-    population, held: ASSUMPTION, the model's births are held flat too)."""
-    return looked_after / ds["child_population"] * PER_CHILDREN
-
-
 def _stock(ds: xr.Dataset) -> xr.DataArray:
     values = _real_areas(ds)["looked_after"]
     return values.mean("replicate") if "replicate" in values.dims else values
