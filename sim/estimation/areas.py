@@ -52,7 +52,7 @@ from sim.estimation.area_registry import (
 )
 from sim.estimation.estimate import BANDS, uasc_by_band
 from sim.model import spec
-from sim.model.parameters import ModelParameters
+from sim.model.parameters import PARAMETER_INFO, ModelParameters
 from sim.model.rates import YearRates
 
 __all__ = ["ENGLAND", "Area", "area_parameters", "all_areas", "pathfinder_areas",
@@ -108,6 +108,11 @@ def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
     year = national.base_year
     name = f"{record.area.name} ({record.area.code})"
     sources = {k: f"England: {v}" for k, v in national.sources.items()}
+    sources["area"] = (f"{name}, DfE {record.area.dfe_code}, {record.area.region}"
+                       + (f"; successor of {'+'.join(record.predecessors)} from "
+                          f"{record.first_own_year}: before, predecessors' values x its "
+                          "first published share (docs/areas.md)"
+                          if record.predecessors else ""))
     pop_total = population_of(obs, year)
     if pop_total is None:
         raise InputError(f"sim/data/population_0_17.csv: no 0-17 population for {name} "
@@ -151,7 +156,10 @@ def _one_area(i: int, record: AreaRecord, obs: Observed, rates: AreaRates,
         sources[key] = shrunk
     entry_trend = national.entry_trend_per_year
     if trends == "own":
-        entry_trend += float(rates.entry_slope[i])
+        # kept within the parameter's declared bounds (a 3-year slope can be extreme)
+        bounds = PARAMETER_INFO["entry_trend_per_year"]
+        entry_trend = float(np.clip(entry_trend + rates.entry_slope[i], bounds.low,
+                                    bounds.high))
         sources["entry_trend_per_year"] = (
             f"England's + the authority's relative slope of entries {years}, shrunk "
             "(normal-normal empirical Bayes, docs/areas.md)")
