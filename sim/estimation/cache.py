@@ -80,13 +80,12 @@ ESTIMATION_KEYS: tuple[tuple[str, ...], ...] = (
     ("uasc", "exit_rate_per_year"),
     ("uasc", "arrivals_by_year"),  # year_rates reads the base year's entry
     ("trends",),  # window and slopes directly; year_rates reads the rest
-    ("rates",),  # year_rates: the multipliers shape the base-year equilibrium
 )
-# Read, but cannot change the result: levers are neutral up to the base year
-# (sim.model.levers.lever_effects; their checks already ran when the scenario loaded),
-# and the name only labels error messages.  Leaving them out lets every policy scenario
-# share its baseline's entry.
-NEUTRAL_KEYS: tuple[tuple[str, ...], ...] = (("levers",), ("name",))
+# Cannot change the result: the estimation sees [rates] multipliers of 1 and no levers
+# (sim.model.rates.base_year_config: a scenario acts from the first projection year
+# on), and the name only labels error messages.  Leaving them out lets every policy
+# and multiplier scenario share its baseline's entry.
+NEUTRAL_KEYS: tuple[tuple[str, ...], ...] = (("rates",), ("levers",), ("name",))
 
 _ABSENT = "<absent>"
 

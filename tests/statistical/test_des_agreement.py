@@ -169,8 +169,8 @@ def test_children_followed_for_family_help_keep_the_pool_hazards(
     """Half the CIN referrals followed one by one (family-help capacity on, places never
     short, no effect): every child switches hazard at the start and end of help, the
     unused clock carries over, and the mean must still be the stock-flow trajectory.
-    Slow (about 40 s on 2 cores): children in the followed pool are handled one at a
-    time."""
+    The costliest statistical test (about 15 s of CPU): the followed children are
+    served one at a time in the family-help loop."""
     scenario = load_scenario(REPO / "scenarios/baseline.toml", [
         "run.population_scale=0.005", "run.replicates=100",
         "capacity.family_help_places=10000000", "capacity.family_help_entry_effect=0.0",

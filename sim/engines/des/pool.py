@@ -84,11 +84,12 @@ class PoolTrajectory:
                 year_end.append(float(pool.sum()))
         return cls(starts, inflows, leaves, entries, referrals, np.array(year_end))
 
-    def entry_times(self, month: int, rows: IntArray, uniforms: Array) -> Array:
-        """Entry times (months) inside ``month`` with density proportional to the pool
-        of each entrant's cohort: the closed-form distribution inverted by Newton's
-        method (the density varies by a few per cent within a month, so a handful of
-        steps reach machine precision), with bisection for any that do not settle."""
+    def entry_times(self, month: int | IntArray, rows: IntArray, uniforms: Array) -> Array:
+        """Entry times (months) inside ``month`` (one, or one per entrant) with density
+        proportional to the pool of each entrant's cohort: the closed-form distribution
+        inverted by Newton's method (the density varies by a few per cent within a
+        month, so a handful of steps reach machine precision), with bisection for any
+        that do not settle.  Element-wise, so batching entrants changes no time."""
         start, inflow = self.start[month, rows], self.inflow[month, rows]
         leave = self.leave_rate[month, rows]
         target = uniforms * _pool_time(start, inflow, leave, np.full(rows.shape,

@@ -73,11 +73,34 @@ class ServedMonth:
     events: int
 
 
-def serve_family_help(heap: list[float], flat: list[float], width: int, n_months: int,
-                      n_rows: int, arrival: list[float], deadline: list[float],
-                      clock: list[float], used_from: list[float], help_log: list[float],
-                      rows: list[int], limit: list[float], birthday: list[float],
-                      ) -> ServedMonth:
+@dataclass(frozen=True)
+class HelpChain:
+    """The one-stage family-help chain as :func:`serve_family_help` reads it.
+
+    ``flat`` holds the cumulative hazards (:class:`~sim.engines.des.chains.ScalarChain`):
+    ``n_rows`` rows of ``width`` (``n_months + 1``) per group, un-served rows first, the
+    helped rows ``n_rows`` further on; ``flat_list`` is the same as a list (the loop's
+    scalar reads).  By row: ``limit``, the earlier of the 18th birthday and the horizon;
+    ``birthday``, the time a client leaves at that limit (``inf`` past the horizon).
+    """
+
+    flat: Array
+    flat_list: list[float]
+    n_months: int
+    n_rows: int
+    limit: Array
+    limit_list: list[float]
+    birthday: Array
+    birthday_list: list[float]
+
+    @property
+    def width(self) -> int:
+        return self.n_months + 1
+
+
+def serve_family_help(heap: list[float], chain: HelpChain, arrival: Array,
+                      deadline: Array, clock: Array, used_from: Array, help_log: Array,
+                      rows: IntArray) -> ServedMonth:
     """Serve clients in arrival order; ``heap`` (release times of the places, ``-inf`` for
     a free place) carries over from month to month.
 
@@ -85,48 +108,57 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
     before the horizon), ``clock`` its Exp(1) draw, ``used_from`` the un-served
     cumulative hazard at arrival, ``help_log`` the mean length of help times the log of
     its uniform (help ends at ``start - help_log``), ``rows`` its un-served row in
-    ``flat`` (the one-stage chain's cumulative hazards,
-    :class:`~sim.engines.des.chains.ScalarChain`: ``n_rows`` rows of ``width`` per group,
-    the helped row ``n_rows`` further on).  By row: ``limit``, the earlier of the 18th
-    birthday and the horizon; ``birthday``, the time a client leaves at that limit
-    (``inf`` past the horizon).  The arithmetic repeats
-    ``FamilyHelp._switch``, ``_schedule_leaving`` and ``ScalarChain.next_time``
-    operation for operation.
+    ``chain.flat``.  The arithmetic repeats ``FamilyHelp._switch``,
+    ``_schedule_leaving`` and ``ScalarChain.next_time`` operation for operation.
+
+    The loop needs only when each place comes free.  Help lowers the hazard of leaving
+    the pool (``family_help_entry_effect`` is a share, so the helped hazard is at most
+    the un-served one in every month), so a helped client leaves no earlier than its
+    ``deadline``: when help ends before that, the place comes free when help ends, and
+    the leaving time is not needed in the loop (about two clients in three).  Only the
+    others have their leaving time computed in the loop; every client's outcome is then
+    computed in numpy from its start of help (:func:`_served_outcome`), with the same
+    operations.
     """
+    flat, width, n_months = chain.flat_list, chain.width, chain.n_months
+    limit, birthday = chain.limit_list, chain.birthday_list
     n = len(arrival)
     start = [INF] * n
-    clock_left = [0.0] * n
-    helped_leave = [INF] * n
-    leave_month = [-1] * n
-    help_ends = [INF] * n
-    events = 0
     last_month = n_months - 1
     horizon = float(n_months)
     heapreplace = heapq.heapreplace
-    helped_offset = n_rows * width
-    for i, a, d, c, used, row in zip(range(n), arrival, deadline, clock, used_from, rows,
-                                     strict=True):
+    helped_offset = chain.n_rows * width
+    clocks, used_list, row_list = clock.tolist(), used_from.tolist(), rows.tolist()
+    for i, a, d, sure, hl in zip(range(n), arrival.tolist(), deadline.tolist(),
+                                 (deadline - SURE_MARGIN).tolist(), help_log.tolist(),
+                                 strict=True):
         top = heap[0]
         if top <= a:  # a free place: help starts on arrival, the clock is untouched
             s = a
-            left = c
-            month = int(s)
-            if month > last_month:
-                month = last_month
         elif top >= d:
             continue  # leaves the pool (or the horizon comes) before a place frees
         else:
             s = top
-            month = int(s)
-            if month > last_month:
-                month = last_month
+        start[i] = s
+        ends = s - hl
+        has_end = ends < horizon
+        if has_end:
+            ends = s + (ends - s)  # as the heap holds it
+            if ends < sure:  # help ends first (see the docstring)
+                heapreplace(heap, ends)
+                continue
+        c, used, row = clocks[i], used_list[i], row_list[i]
+        month = int(s)
+        if month > last_month:
+            month = last_month
+        if s == a:
+            left = c
+        else:
             k = row * width + month
             low = flat[k]
             left = c - ((low + (s - month) * (flat[k + 1] - low)) - used)
             if left < 0.0:
                 left = 0.0
-        start[i] = s
-        clock_left[i] = left
         hb = row * width + helped_offset
         k = hb + month
         low = flat[k]
@@ -138,26 +170,67 @@ def serve_family_help(heap: list[float], flat: list[float], width: int, n_months
             leave = position - 1 + (target - low) / (flat[index] - low)
             if leave >= limit[row]:
                 leave = birthday[row]
-            else:
-                leave_month[i] = position - 1
         else:
             leave = birthday[row]
-        # the heap holds an event at ``now + (t - now)``, which need not be ``t``
-        if leave != INF:
+        if leave != INF:  # the heap holds an event at ``now + (t - now)``
             leave = s + (leave - s)
-            events += 1
-        helped_leave[i] = leave
-        ends = s - help_log[i]
-        if ends < horizon:
-            events += 1
-            ends = s + (ends - s)
-            if ends < leave:  # equal: the leaving, put on the heap first, comes first
-                help_ends[i] = ends
-                heapreplace(heap, ends)
-                continue
-        heapreplace(heap, leave)
-    return ServedMonth(np.array(start), np.array(clock_left), np.array(helped_leave),
-                       np.array(leave_month, dtype=np.int64), np.array(help_ends), events)
+        # equal: the leaving, put on the heap first, comes first
+        heapreplace(heap, ends if has_end and ends < leave else leave)
+    return _served_outcome(chain, np.array(start), arrival, clock, used_from, help_log,
+                           rows)
+
+
+# A helped client's leaving computed in the loop and in numpy can differ from the bound
+# by rounding (~1e-11 months); help ending this close to the deadline takes the exact way.
+SURE_MARGIN = 1e-6
+
+
+def _served_outcome(chain: HelpChain, start: Array, arrival: Array, clock: Array,
+                    used_from: Array, help_log: Array, rows: IntArray) -> ServedMonth:
+    """Each served client's stay from its start of help: the loop of
+    :func:`serve_family_help` (and ``ScalarChain``) in numpy, operation for operation
+    (``+ - * /`` round the same in numpy as in Python, and ``searchsorted`` over the
+    rows laid end to end finds what ``bisect_left`` finds within the row, or a
+    position past the row's end in both)."""
+    flat, width, n_months, n_rows = chain.flat, chain.width, chain.n_months, chain.n_rows
+    limit, birthday = chain.limit, chain.birthday
+    n = start.size
+    clock_left = np.zeros(n)
+    helped_leave = np.full(n, INF)
+    leave_month = np.full(n, -1, dtype=np.int64)
+    help_ends = np.full(n, INF)
+    served = np.flatnonzero(np.isfinite(start))
+    if served.size == 0:
+        return ServedMonth(start, clock_left, helped_leave, leave_month, help_ends, 0)
+    s, a, c, row = start[served], arrival[served], clock[served], rows[served]
+    month = np.minimum(s.astype(np.int64), n_months - 1)  # int(s): s >= 0
+    k = row * width + month
+    low = flat[k]
+    waited = c - ((low + (s - month) * (flat[k + 1] - low)) - used_from[served])
+    waited = np.where(waited < 0.0, 0.0, waited)
+    left = np.where(s == a, c, waited)
+    k = row * width + n_rows * width + month
+    low = flat[k]
+    target = low + (s - month) * (flat[k + 1] - low) + left
+    index = np.searchsorted(flat, target, side="left")
+    position = index - (row * width + n_rows * width)
+    reached = position <= n_months
+    safe = np.where(reached, index, 1)
+    low = flat[safe - 1]
+    leave = np.where(reached, position - 1 + (target - low) / (flat[safe] - low), INF)
+    within = reached & (leave < limit[row])
+    leave = np.where(within, leave, birthday[row])
+    leave = s + (leave - s)  # inf stays inf
+    ends = s - help_log[served]
+    has_end = ends < float(n_months)
+    ends = s + (ends - s)
+    first = has_end & (ends < leave)
+    clock_left[served] = left
+    helped_leave[served] = leave
+    leave_month[served] = np.where(within, position - 1, -1)
+    help_ends[served] = np.where(first, ends, INF)
+    events = int(np.isfinite(leave).sum() + has_end.sum())
+    return ServedMonth(start, clock_left, helped_leave, leave_month, help_ends, events)
 
 
 @dataclass

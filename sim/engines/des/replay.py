@@ -7,14 +7,20 @@ Why it can skip the heap: nothing a queue decides feeds back into the draws of t
 children in care.  A foster placement changes no hazard, and family help changes only
 the hazards of the referred children, who meet nobody but each other.  So:
 
-1. Months in order, as on the heap: the month's entries (:meth:`_draw_month`), then
-   the month's family-help referrals, drawn and served at once (Kiefer-Wolfowitz
-   recursion, :func:`.queues.serve_family_help`); a client's whole stay in the pool is
-   known when it is served, and those who enter care are filed under the month they
-   leave in.  Then those of the month's children entering care from family help, in
-   the order of their times, as the heap would start them one by one (one
-   :meth:`_start_episodes` call per month, split only where a child re-enters care
-   within the month, which the heap would draw before the next child).
+1. Every month's entrants and family-help referrals registered at once, in the heap's
+   order (:meth:`.batch.RoundsReplicate._draw_entrants`).  Then, months in order, the
+   month's referrals served at once (Kiefer-Wolfowitz recursion,
+   :func:`.queues.serve_family_help`; the places carry over from month to month): a
+   client's whole stay in the pool is known when it is served, including whether and
+   when it enters care.  Then every episode as on the batch path: all the entrants
+   (with those from family help, each at the moment it leaves the pool) in one round,
+   re-entries in rounds after it.  What the foster queue needs of the heap's order is
+   when each start was put on the heap (its month's start; the moment of leaving
+   family help; for a re-entry within the month of the episode before it, that
+   episode's), kept per episode (:class:`.batch.Entrants`), and the table order of the
+   initial episodes and of each month's births, which stays the heap's: they are the
+   only episodes whose events tie in time, kind and start, which the heap breaks by
+   insertion (:func:`.queues.foster_event_order`).
 2. The flows from the finished table, as the batch path counts them.
 3. The foster queue replayed on the finished table, in the heap's order
    (:func:`.queues.replay_foster_queue`): placements, waits and foster-from times.
@@ -27,12 +33,11 @@ from __future__ import annotations
 import gc
 import math
 import time
-from typing import Any
 
 import numpy as np
 
 from sim import rng
-from sim.engines.des.batch import count_flows
+from sim.engines.des.batch import Entrants, RoundsReplicate, count_flows
 from sim.engines.des.common import (
     AGE_ROWS,
     FAMILY_HELP_ENTRY,
@@ -47,6 +52,7 @@ from sim.engines.des.common import (
 )
 from sim.engines.des.model import CompiledModel
 from sim.engines.des.queues import (
+    HelpChain,
     foster_event_order,
     heap_times,
     replay_foster_queue,
@@ -79,8 +85,6 @@ class FamilyHelpReplay:
         model = run.model
         assert model.family_help_pool is not None
         self.chain = model.family_help_pool
-        self.flat: list[float] = self.chain.flat_cumulative[0].tolist()
-        self.width = model.n_months + 1
         self.heap = [-math.inf] * model.family_help_places
         n_years = run.n_years
         self.years = MONTHS_PER_YEAR * np.arange(1, n_years + 1, dtype=float)
@@ -91,7 +95,8 @@ class FamilyHelpReplay:
         self.queue = np.zeros(n_years + 1, dtype=np.int64)  # waiting on 31 March
         # ends of waits by year (time, 1 if help started, arrival number, months waited)
         self.records: dict[int, list[tuple[Array, Array, IntArray, Array]]] = {}
-        self.entries: dict[int, list[tuple[Array, Array, IntArray]]] = {}
+        # children entering care from family help: (times, children) per month served
+        self.entries: list[tuple[Array, IntArray]] = []
         self.clients = 0
         self.events = 0  # what the heap would process: referral, leaving, end of help
         # a million referred children nationally: room for them (and the entrants to
@@ -104,15 +109,19 @@ class FamilyHelpReplay:
         # and the horizon (a client's leaving at or after that is the birthday, or none)
         births = np.arange(self.chain.n_birth_rows) - (AGE_ROWS - 1)
         birthday = (births + AGE_ROWS).astype(float)
-        self.limit_by_row = np.minimum(birthday, model.n_months).tolist()
-        self.birthday_by_row = np.where(birthday <= model.n_months, birthday,
-                                        np.inf).tolist()
+        limit = np.minimum(birthday, model.n_months)
+        leaves_at = np.where(birthday <= model.n_months, birthday, np.inf)
+        flat = self.chain.flat_cumulative[0]
+        self.help_chain = HelpChain(flat, flat.tolist(), model.n_months,
+                                    self.chain.n_birth_rows, limit, limit.tolist(),
+                                    leaves_at, leaves_at.tolist())
 
-    def referrals(self, month: int) -> None:
-        """Draw the month's referrals as ``FamilyHelp.referrals`` does, serve them, and
-        file those who will enter care under the month they leave the pool in."""
+    def referrals(self, month: int, children: IntArray) -> None:
+        """Draw the month's referrals (``children``, registered as
+        :meth:`ReplicateState._new_referrals` registers them) as ``FamilyHelp.referrals``
+        does, serve them, and keep those who will enter care (with the moment they leave
+        the pool) for :meth:`entrants`."""
         run, model = self.run, self.run.model
-        children = run._new_referrals(month)
         n = children.size
         if n == 0:
             return
@@ -133,11 +142,9 @@ class FamilyHelpReplay:
         deadline, deadline_month = _leaving(*chain.next_times(0, unserved, arrival, clock),
                                             birthday, n_months)
         deadline = arrival + (deadline - arrival)  # as scheduled at the referral
-        served = serve_family_help(
-            self.heap, self.flat, self.width, n_months, chain.n_birth_rows,
-            arrival.tolist(), deadline.tolist(), clock.tolist(),
-            chain._position(0, unserved, arrival).tolist(), help_log.tolist(),
-            unserved.tolist(), self.limit_by_row, self.birthday_by_row)
+        served = serve_family_help(self.heap, self.help_chain, arrival, deadline, clock,
+                                   chain._position(0, unserved, arrival), help_log,
+                                   unserved)
         start = served.start
         is_served = np.isfinite(start)
         help_first = np.isfinite(served.help_ends)
@@ -163,12 +170,8 @@ class FamilyHelpReplay:
         picked = chain.choose(0, group[chooses], leave_month[chooses], births[chooses],
                               draws[chooses, 1])
         entering = chooses[picked == FAMILY_HELP_ENTRY]
-        windows = np.ceil(leave[entering]).astype(np.int64) - 1
         sequence = self.clients + np.arange(n)
-        for window in np.unique(windows).tolist():
-            here = entering[windows == window]
-            self.entries.setdefault(window, []).append(
-                (leave[here], sequence[here], children[here]))
+        self.entries.append((leave[entering], children[entering]))
         immediate = start == arrival
         self._count(month, arrival, start, immediate, deadline, leave, sequence)
         self.events += int(n + (~immediate & np.isfinite(deadline)).sum() + served.events
@@ -201,16 +204,17 @@ class FamilyHelpReplay:
                 (wait_end[these], is_served[these].astype(np.int64), sequence[these],
                  wait_end[these] - arrival[these]))
 
-    def entries_due(self, month: int) -> tuple[IntArray, Array]:
-        """Children entering care from family help during ``month``, in time order."""
-        pieces = self.entries.pop(month, [])
-        if not pieces:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        times = np.concatenate([p[0] for p in pieces])
-        sequence = np.concatenate([p[1] for p in pieces])
-        children = np.concatenate([p[2] for p in pieces])
-        order = np.lexsort((sequence, times))
-        return children[order], times[order]
+    def entrants(self) -> Entrants:
+        """Children entering care from family help, each at the moment it leaves the
+        pool, which is also when the heap draws its episode (so its start is put on the
+        heap then); in the month it falls in."""
+        pieces, self.entries = self.entries, []
+        times = np.concatenate([p[0] for p in pieces] or [np.zeros(0)])
+        children = np.concatenate([p[1] for p in pieces] or [np.zeros(0, dtype=np.int64)])
+        windows = np.ceil(times).astype(np.int64) - 1
+        n = children.size
+        return Entrants(children, times, np.full(n, SOURCE_CIN), np.zeros(n, dtype=np.int64),
+                        np.full(n, -1), windows, times.copy())
 
     def finish(self) -> None:
         """Add up the waits in the order the simpy path does (float sums are not
@@ -273,20 +277,16 @@ class FosterReplay:
         return self.waiting[year]
 
 
-class QueueReplicate(ReplicateState):
+class QueueReplicate(RoundsReplicate):
     """One replicate with capacity, identical to :class:`.replicate.EventReplicate`."""
 
     def __init__(self, model: CompiledModel, replicate: int) -> None:
         super().__init__(model, replicate)
-        self.heap_events = 0
         self.foster_replay = FosterReplay(self) if model.foster_places else None
         self.family_help_replay = (FamilyHelpReplay(self) if model.family_help_places
                                    else None)
         self.foster = self.foster_replay
         self.family_help = self.family_help_replay
-        # when each episode's start event would be put on the heap: its month's start,
-        # or (None) its own start for children leaving family help, who start at once
-        self.now: float | None = 0.0
         self.scheduled: list[Array] = []  # per batch of episodes, see _episodes_drawn
 
     def run(self) -> ReplicateResult:
@@ -306,12 +306,14 @@ class QueueReplicate(ReplicateState):
         began = time.perf_counter()
         base_record = self._draw_initial_state()
         family_help = self.family_help_replay
-        for month in range(self.model.n_months):
-            self.now = float(month)
-            self._draw_month(month)
-            if family_help is not None:
-                family_help.referrals(month)
-                self._enter_care_in_order(*family_help.entries_due(month))
+        entrants, referrals, referral_months = self._draw_entrants(family_help is not None)
+        parts = [entrants, self._pending_entrants()]
+        if family_help is not None:
+            bounds = np.searchsorted(referral_months, np.arange(self.model.n_months + 1))
+            for month in range(self.model.n_months):
+                family_help.referrals(month, referrals[bounds[month]:bounds[month + 1]])
+            parts.append(family_help.entrants())
+        self._draw_rounds(Entrants.join(parts))
         self.heap_events = count_flows(self)
         if family_help is not None:
             family_help.finish()
@@ -329,56 +331,9 @@ class QueueReplicate(ReplicateState):
                         sources: IntArray, streams: IntArray, births: IntArray,
                         months: IntArray, placements: IntArray, end: Array,
                         reason: IntArray) -> None:
-        self.scheduled.append(start.copy() if self.now is None else
-                              np.full(episodes.size, self.now))
-        if self.foster_replay is not None and np.all(sources == SOURCE_INITIAL):
-            self.foster_replay.place_initial(episodes, placements)
-
-    def _enter_care_in_order(self, children: IntArray, times: Array) -> None:
-        """Start these children's episodes as the heap would, one at a time in this
-        order, but with as few batches as that allows.
-
-        A batch appends all its episodes, then all their home spells, then any re-entry
-        within the current month; one at a time, a child's re-entry comes before the next
-        child's episode.  So a batch is tried, and if some child re-entered within the
-        month it is undone and split before that child, who then goes alone."""
-        zeros = np.zeros(children.size, dtype=np.int64)
-        first = 0
-        while first < children.size:
-            batch, when = children[first:], times[first:]
-            saved = self._save(batch)
-            self.now = None
-            self._start_episodes(batch, when, SOURCE_CIN, zeros[first:])
-            extra = self.episodes["child"][saved["episodes"] + batch.size:]
-            if extra.size == 0:
-                return
-            split = int(np.flatnonzero(np.isin(batch, extra))[0])
-            self._restore(batch, saved)
-            if split:
-                self._start_episodes(batch[:split], when[:split], SOURCE_CIN,
-                                     zeros[:split])
-            self.now = float(when[split])  # its re-entry is put on the heap then
-            self._start_episodes(batch[split:split + 1], when[split:split + 1],
-                                 SOURCE_CIN, zeros[:1])
-            first += split + 1
-
-    def _save(self, children: IntArray) -> dict[str, Any]:
-        return {"episodes": self.episodes.size, "home": self.home.size,
-                "scheduled": len(self.scheduled),
-                "transitions": self.transitions,
-                "care_episodes": self.children["care_episodes"][children].copy(),
-                "home_spells": self.children["home_spells"][children].copy(),
-                "pending": {m: len(v) for m, v in self.pending_reentries.items()}}
-
-    def _restore(self, children: IntArray, saved: dict[str, Any]) -> None:
-        self.episodes.size, self.home.size = saved["episodes"], saved["home"]
-        del self.scheduled[saved["scheduled"]:]
-        self.transitions = saved["transitions"]
-        self.children["care_episodes"][children] = saved["care_episodes"]
-        self.children["home_spells"][children] = saved["home_spells"]
-        pending: dict[int, int] = saved["pending"]
-        for month in list(self.pending_reentries):
-            if month not in pending:
-                del self.pending_reentries[month]
-            else:
-                del self.pending_reentries[month][pending[month]:]
+        if np.all(sources == SOURCE_INITIAL):
+            self.scheduled.append(np.zeros(episodes.size))
+            if self.foster_replay is not None:
+                self.foster_replay.place_initial(episodes, placements)
+        else:
+            self.scheduled.append(self.batch_scheduled.copy())

@@ -1,13 +1,14 @@
-"""What both replicate paths share: the children, their episodes and how they are drawn.
+"""What the replicate paths share: the children, their episodes and how they are drawn.
 
 :class:`ReplicateState` holds one replicate's tables (children, care episodes, home
 spells) and draws them: the initial state, each month's entries, whole care episodes
-and home spells.  The draws are the same whichever path runs the replicate, in the same
-order, so the event path (:mod:`.replicate`, simpy) and the batch path (:mod:`.batch`)
-give the same children the same numbers.  The two paths differ only in how they count:
-the event path counts flows in event callbacks and meets capacity there; the batch path
-counts them afterwards from the tables.  Subclasses hook in through
-:meth:`ReplicateState._episodes_drawn`.
+and home spells.  A child's numbers depend only on its id and episode number, so the
+simpy path (:mod:`.replicate`), which draws month by month, and the batch and capacity
+paths (:mod:`.batch`, :mod:`.replay`), which draw every month's entrants at once and
+re-entries in rounds (:meth:`_reenter`), give the same children the same numbers.  The
+paths differ in when they draw and how they count: the simpy path counts flows in
+event callbacks and meets capacity there; the others count them afterwards from the
+tables.  Subclasses hook in through :meth:`_episodes_drawn` and :meth:`_reenter`.
 """
 
 from __future__ import annotations
@@ -181,25 +182,33 @@ class ReplicateState:
         self.family_help: FamilyHelpView | None = None
 
     def _episode_tables(self) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
-        """Copies of the episode and home-spell records returned with a replicate."""
-        episodes = {name: self.episodes[name].copy() for name in (
+        """Copies of the episode and home-spell records returned with a replicate, in
+        child order (children in the order they were registered, each child's episodes
+        and spells in time order).  The paths draw the same episodes but append them in
+        different orders (the batch path draws re-entries in rounds), so the tables are
+        put in this order, which all paths share."""
+        by_child = np.argsort(self.episodes["child"], kind="stable")
+        episodes = {name: self.episodes[name][by_child] for name in (
             "child", "stream", "birth", "source", "start", "end", "reason", "placement",
             "wait_start", "wait_end")}
-        home = {name: self.home[name].copy() for name in ("child", "start", "end",
-                                                            "outcome")}
+        by_child = np.argsort(self.home["child"], kind="stable")
+        home = {name: self.home[name][by_child] for name in ("child", "start", "end",
+                                                               "outcome")}
         return episodes, home
 
     # -- drawing children ----------------------------------------------------------
 
-    def _poisson_cells(self, origins: int | IntArray, month: int, rows: IntArray,
-                       columns: IntArray, means: Array) -> IntArray:
+    def _poisson_cells(self, origins: int | IntArray, month: int | IntArray,
+                       rows: IntArray, columns: IntArray, means: Array) -> IntArray:
         """Poisson counts per cell by inversion of a per-cell keyed uniform, so a cell's
-        count rises monotonically with its mean across scenarios (paired)."""
+        count rises monotonically with its mean across scenarios (paired).  ``month``
+        is one month, or one per cell (the batch path draws every month at once)."""
         counts = np.zeros(len(means), dtype=np.int64)
         positive = np.flatnonzero(means > 0)
         if positive.size:
             origin = np.broadcast_to(np.asarray(origins), means.shape)[positive]
-            ids = child_ids(origin, month, rows[positive], columns[positive],
+            months = np.broadcast_to(np.asarray(month), means.shape)[positive]
+            ids = child_ids(origin, months, rows[positive], columns[positive],
                             np.zeros(positive.size, dtype=np.int64))
             uniforms = rng.keyed_uniforms(self.keys[STREAM_CELL_COUNTS], ids, 0, 1)[:, 0]
             counts[positive] = poisson_quantile(uniforms, means[positive])
@@ -220,14 +229,16 @@ class ReplicateState:
                                          month - rows)
         return children
 
-    def _new_children(self, origins: int | IntArray, month: int, rows: IntArray,
-                      columns: IntArray, counts: IntArray, births: IntArray,
-                      ) -> tuple[IntArray, IntArray]:
-        """Register ``counts[i]`` children per cell; returns (child indices, cell index)."""
+    def _new_children(self, origins: int | IntArray, month: int | IntArray,
+                      rows: IntArray, columns: IntArray, counts: IntArray,
+                      births: IntArray) -> tuple[IntArray, IntArray]:
+        """Register ``counts[i]`` children per cell, in cell order; returns (child
+        indices, cell index).  ``month``: one, or one per cell."""
         cell = np.repeat(np.arange(len(counts)), counts)
         ordinal = np.arange(cell.size) - np.repeat(np.cumsum(counts) - counts, counts)
         origin = np.broadcast_to(np.asarray(origins), counts.shape)[cell]
-        ids = child_ids(origin, month, rows[cell], columns[cell], ordinal)
+        months = np.broadcast_to(np.asarray(month), counts.shape)[cell]
+        ids = child_ids(origin, months, rows[cell], columns[cell], ordinal)
         zeros = np.zeros(cell.size, dtype=np.int64)
         children = self.children.append(id=ids, birth=births[cell], care_episodes=zeros,
                                         home_spells=zeros)
@@ -350,9 +361,12 @@ class ReplicateState:
         draws = rng.keyed_uniforms(self.keys[STREAM_CARE], self.children["id"][children],
                                    episode_numbers, CARE_DRAWS)
         months = np.minimum(np.floor(start).astype(np.int64), model.n_months - 1)
-        if placements is None:
+        if placements is None or (placements < 0).any():
+            # drawn from the year's mix (-1 in ``placements``: drawn for that child)
             mix = model.placement_cumulative[months // MONTHS_PER_YEAR, streams]
-            placements = (draws[:, :1] > mix[:, :-1]).sum(axis=1)
+            drawn = (draws[:, :1] > mix[:, :-1]).sum(axis=1)
+            placements = drawn if placements is None else np.where(placements < 0, drawn,
+                                                                   placements)
         stages = np.zeros(n, dtype=np.int64) if start_stages is None else start_stages
         birthday = (births + AGE_ROWS).astype(float)
         limit = np.minimum(birthday, model.n_months)
@@ -410,16 +424,23 @@ class ReplicateState:
         self.transitions += paths.transitions + int((outcome == HOME_AGED_OUT).sum())
         self.home.append(child=children, start=start, end=end, outcome=outcome)
         again = np.flatnonzero(outcome == HOME_REENTERED)
-        if again.size == 0:
-            return
-        months = np.floor(end[again]).astype(np.int64)
+        if again.size:
+            self._reenter(children[again], end[again])
+
+    def _reenter(self, children: IntArray, times: Array) -> None:
+        """File re-entries to care (in home-spell order) as the month-by-month paths
+        draw them: one in a month whose entries are drawn already starts now (a batch,
+        before the next child of the month, as the heap would), a later one waits for
+        its month.  :class:`.batch.BatchReplicate` overrides this: it draws them in
+        rounds."""
+        months = np.floor(times).astype(np.int64)
         now_batch = months <= self.current_month  # this month's entries are drawn already
         if now_batch.any():
-            self._start_episodes(children[again[now_batch]], end[again[now_batch]],
-                                 SOURCE_REENTRY, np.zeros(int(now_batch.sum()), np.int64))
-        for child, month, when in zip(children[again[~now_batch]].tolist(),
+            self._start_episodes(children[now_batch], times[now_batch], SOURCE_REENTRY,
+                                 np.zeros(int(now_batch.sum()), np.int64))
+        for child, month, when in zip(children[~now_batch].tolist(),
                                       months[~now_batch].tolist(),
-                                      end[again[~now_batch]].tolist(), strict=True):
+                                      times[~now_batch].tolist(), strict=True):
             self.pending_reentries.setdefault(month, []).append((child, when))
 
     # -- records -------------------------------------------------------------------
