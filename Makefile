@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 SCENARIOS := $(wildcard scenarios/*.toml)
 LAYERS := $(wildcard scenarios/layers/*.toml)
 OUTPUTS := $(patsubst scenarios/%.toml,outputs/%.nc,$(SCENARIOS))
+# Runs by local authority (docs/areas-runs.md): the pathfinders against their own baseline.
+AREA_OUTPUTS := outputs/families-first-pathfinders-pathfinders.nc outputs/baseline-pathfinders.nc
 # Sweeps expand into many runs, so they live in their own folder (not scenarios/*.toml).
 SWEEPS := $(wildcard scenarios/sweeps/*.toml)
 SWEEP_SUMMARIES := $(patsubst scenarios/sweeps/%.toml,outputs/sweeps/%.csv,$(SWEEPS))
@@ -17,7 +19,7 @@ SIM_SOURCES := $(shell find sim -name '*.py' -o -name '*.csv' -o -name '*.gz')
 
 .PHONY: run test test-fast bench lint install clean
 
-run: $(OUTPUTS) outputs/report.html
+run: $(OUTPUTS) $(AREA_OUTPUTS) outputs/report.html
 
 install: $(STAMP)
 
@@ -31,6 +33,9 @@ $(STAMP): pyproject.toml
 outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim run $< --out $@ --quiet
 
+outputs/%-pathfinders.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
+	$(ONE_THREAD) $(PY) -m sim run $< --area pathfinders --out $@ --quiet
+
 outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim sweep $< --out-dir outputs/sweeps --quiet
 
@@ -38,8 +43,8 @@ outputs/sensitivity/%.csv: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim sensitivity $< --out-dir outputs/sensitivity --quiet
 
 # Comparison table, charts and the self-contained report (cicsim compare).
-outputs/report.html: $(OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
-	$(ONE_THREAD) $(PY) -m sim compare $(OUTPUTS) --out outputs \
+outputs/report.html: $(OUTPUTS) $(AREA_OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
+	$(ONE_THREAD) $(PY) -m sim compare $(OUTPUTS) $(AREA_OUTPUTS) --out outputs \
 		$(addprefix --sensitivity ,$(SENSITIVITY)) $(addprefix --sweep ,$(SWEEP_SUMMARIES))
 
 # Tests in tiers (tests/conftest.py marks them by folder; README "Tests").  Two xdist

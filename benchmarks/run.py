@@ -33,6 +33,8 @@ TARGETS: dict[str, tuple[float, float | None, str, str]] = {
                                  "2022->2032 (median)"),
     "stockflow_1000_draws_s": (2.0, 1.5, "s", "stock-flow, 1,000 parameter draws batched, "
                                "rates included"),
+    "stockflow_all_areas_s": (1.0, None, "s", "stock-flow, every local authority "
+                              "2022->2032 in one batch, parameters estimated (median)"),
     "des_replicate_s": (1.5, None, "s", "DES, one national replicate, no capacity"),
     "des_replicate_capacity_s": (3.0, None, "s", "DES, one national replicate with the "
                                  "capacity example's queues at full scale"),

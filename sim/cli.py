@@ -42,13 +42,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.ssda903:  # an authority's own extract (docs/ssda903.md)
         from sim.ssda903_cli import run_with_extract
 
+        if args.area is not None:
+            raise InputError("--area: not with --ssda903 (the extract is one authority)")
         ds, nc_path, csv_path = run_with_extract(scenario, args.ssda903, out=args.out,
                                                  population=args.ssda903_population,
                                                  **options)
     else:
         if args.ssda903_population is not None:
             raise InputError("--ssda903-population: needs --ssda903 DIR")
-        ds, nc_path, csv_path = run_to_file(scenario, out=args.out, **options)
+        ds, nc_path, csv_path = run_to_file(scenario, out=args.out, area=args.area,
+                                            **options)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
@@ -56,9 +59,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         write_quantiles(ds, nc_path)
     last = int(ds.year[-1])
+    where = ""
+    if "area" in ds.dims:
+        from sim.results.areas import area_total
+
+        where = f" in {ds.sizes['area']} areas ({args.area})"
+        ds = area_total(ds)
     value = ds["looked_after"].sel(year=last)
     value = float(value.mean()) if "replicate" in value.dims else float(value)
-    print(f"{scenario.name}: looked after in {last} = {value:,.0f}; wrote {nc_path} "
+    print(f"{scenario.name}: looked after{where} in {last} = {value:,.0f}; wrote {nc_path} "
           f"and {csv_path} ({ds.attrs['wall_time_s']:.2f} s)")
     return 0
 
@@ -115,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "CPU); the results do not depend on it")
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
+    run.add_argument("--area", default=None, metavar="SELECTOR",
+                     help="run by local authority: an ONS or DfE code or a name, a "
+                          "comma-separated list, a region, 'pathfinders' or 'all' "
+                          "(adds an area dimension; default: England as a whole)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--ssda903", metavar="DIR", default=None,
                      help="estimate the rates from an authority's SSDA903 header and "

@@ -36,7 +36,8 @@ SWEEP_COLUMNS = ("scenario", "value", "label", "key", "net_saving_discounted_gbp
 def _cmd_compare(args: argparse.Namespace) -> int:
     from sim.reconciliation import reconciliation_html
     from sim.results import plots
-    from sim.results.compare import comparison_table, load_results, to_markdown
+    from sim.results.areas import area_pairs, area_table, last_common_year
+    from sim.results.compare import comparison_table, load_results, reference_for, to_markdown
     from sim.results.report import Figure, ReportInputs, atomic_write_text, write_report
     from sim.sensitivity import tornado_pngs
 
@@ -53,8 +54,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table = comparison_table(results, baseline=args.baseline, years=args.years)
     csv_path = atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
     md_path = atomic_write_text(out / "comparison.md", to_markdown(table))
+    pairs = area_pairs(results, [reference_for(r, results, args.baseline) for r in results])
+    if pairs:  # runs by area: every area ranked (the report shows the same table)
+        atomic_write_text(out / "areas.csv", area_table(pairs, last_common_year(pairs))
+                          .to_csv(index=False))
     figures = []
-    history = plots.history_and_projection(results, args.baseline,
+    # national charts: runs by area have their own section (sim/results/areas.py)
+    charted = [r for r in results if r.area_ds is None] or results
+    history = plots.history_and_projection(charted, args.baseline,
                                            out / "history_projection.png")
     if history is not None:
         figures.append(Figure(
@@ -66,22 +73,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             "scenarios are far more certain than levels: see the comparison table's paired "
             "bands.", "history"))
     figures.append(Figure("Children looked after", plots.trajectories(
-        results, out / "trajectories.png"), "Children looked after at 31 March by "
+        charted, out / "trajectories.png"), "Children looked after at 31 March by "
         "scenario; crosses: the review's figures for context (not calibration targets).",
         "trajectories"))
-    kept = plots.kept_at_home(results, args.baseline, out / "kept_at_home.png")
+    kept = plots.kept_at_home(charted, args.baseline, out / "kept_at_home.png")
     if kept is not None:
         figures.append(Figure("Children kept at home", kept,
                               f"Baseline ('{args.baseline}') minus scenario children looked "
                               "after at 31 March.", "kept-at-home"))
-    costs = plots.costs(results, out / "costs.png")
+    costs = plots.costs(charted, out / "costs.png")
     if costs is not None:
         figures.append(Figure("Cost per year", costs,
                               "Children's social care cost per year, programme money "
                               "included: left 2021-22 prices, right cash (x the price "
                               "index, costs.inflation_per_year); crosses: the review's £10bn "
                               "now and over £15bn by 2032 (cash figures).", "costs"))
-    fans = plots.fan_charts(results, out / "fan_charts.png")
+    fans = plots.fan_charts(charted, out / "fan_charts.png")
     if fans is not None:
         figures.append(Figure("Discrete-event replicates (fan charts)", fans,
                               "Median and 25-75 % / 5-95 % bands over replicates.", "fans"))

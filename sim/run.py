@@ -8,26 +8,36 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from sim.engines import stockflow
 from sim.engines.schema import build_dataset
 from sim.errors import InputError
 from sim.estimation.cache import cached_parameters
+from sim.model.levers import area_selectors, eligible_pool, selectors_in, with_lever_areas
 from sim.model.parameters import ModelParameters
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment
+from sim.results.areas import AREA_DIM, ENGLAND_SUM_CODE, add_england_sum
 from sim.results.bands import add_bands
-from sim.results.costs import add_costs
+from sim.results.costs import add_costs, area_other_spend
 from sim.results.io import write_results
 from sim.results.paths import check_output_path
+from sim.rng import stable_hash
 from sim.scenarios.loader import Scenario, check_key, freeze
 
 BASE_YEAR_NOTE = ("base-year stock is the published 31 March figure; base-year flows are "
                   "the model's annualised rates at that state")
+
+AREA_NOTE = ("area run: each authority's parameters estimated from its own series and "
+             "shrunk toward England's (sim/estimation/areas.py); lever money split between "
+             "the funded areas in proportion to their eligible pools; other spend shared "
+             "in proportion to base-year placement + CIN cost (docs/areas-runs.md)")
 
 
 def stderr_progress(label: str) -> stockflow.ProgressCallback:
@@ -51,12 +61,19 @@ def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dat
 def simulate(scenario: Scenario, engine: str | None = None, replicates: int | None = None,
              seed: int | None = None, progress: bool = False,
              params: ModelParameters | None = None,
-             workers: int | None = None) -> xr.Dataset:
+             workers: int | None = None, area: str | None = None) -> xr.Dataset:
     """Run a resolved scenario and return its dataset with provenance (nothing written).
 
     ``workers``: DES worker processes (default ``CICSIM_WORKERS``, else one per CPU); the
     results do not depend on it, so it is not part of the provenance.
+    ``area``: an area selector (:func:`simulate_areas`); None or ``england`` = the
+    national run, without an area dimension.
     """
+    lever_area_codes(scenario.config, str(scenario.path or "scenario"))  # fail fast
+    if not is_national(area):
+        return simulate_areas(scenario, str(area), engine=engine, replicates=replicates,
+                              seed=seed, progress=progress, workers=workers,
+                              national=params)
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
     if replicates is not None or seed is not None:  # a variant: the scenario stays as it is
@@ -74,6 +91,9 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     engine = engine or config["run"]["engine"]
     start = time.perf_counter()
     params = params if params is not None else cached_parameters(config)
+    national_areas = national_lever_areas(config, params, str(scenario.path or "scenario"))
+    if national_areas is not None:  # levers with `areas` in a national run
+        config, shares = national_areas
     if engine == "stockflow":
         ds = project_stockflow(params, config)
         used_seed = None
@@ -99,9 +119,34 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     ds.attrs.update(provenance_attrs(
         scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,
+               **({"lever_area_shares": json.dumps(shares)} if national_areas else {}),
                "scenario_layers": json.dumps(scenario.layers),
                "parameters": json.dumps([list(r) for r in params.describe()])}))
     return ds
+
+
+def is_national(area: str | None) -> bool:
+    """No area dimension: no selector, or England as a whole."""
+    return area is None or area.strip().lower() in ("england", "e92000001")
+
+
+def national_lever_areas(config: dict[str, Any], params: ModelParameters, where: str
+                         ) -> tuple[dict[str, Any], dict[str, dict[int, float]]] | None:
+    """In a national run, levers with ``areas`` get ``area_share`` = the listed areas'
+    share of England's eligible pool (None when no lever has ``areas``)."""
+    if not any(area_selectors(t) for t in config.get("levers", {}).values()):
+        return None
+    shares = national_shares(config, params, where)
+    return with_lever_areas(config, {}, shares), shares
+
+
+def default_out(scenario: Scenario, area: str | None = None) -> Path:
+    """``outputs/<scenario>.nc``; an area run adds its selector
+    (``outputs/baseline-pathfinders.nc``) so it never overwrites the national run."""
+    if is_national(area):
+        return Path("outputs") / f"{scenario.name}.nc"
+    slug = "".join(c if c.isalnum() else "-" for c in str(area).strip().lower()).strip("-")
+    return Path("outputs") / f"{scenario.name}-{slug}.nc"
 
 
 def run_to_file(scenario: Scenario, out: str | Path | None = None,
@@ -109,8 +154,247 @@ def run_to_file(scenario: Scenario, out: str | Path | None = None,
     """Simulate then write ``outputs/<scenario>.nc`` (+ .csv) atomically.  Where it
     will write is checked first, so a bad ``out`` costs no simulation."""
     out_path = check_output_path(out if out is not None
-                                 else Path("outputs") / f"{scenario.name}.nc")
+                                 else default_out(scenario, kwargs.get("area")))
     check_output_path(out_path.with_suffix(".csv"), suffixes=(".csv",))
     ds = simulate(scenario, **kwargs)
     nc_path, csv_path = write_results(ds, out_path)
     return ds, nc_path, csv_path
+
+
+# --- runs with an area dimension (docs/areas-runs.md) -----------------------------------
+
+
+def _areas_api() -> Any:
+    """The area registry and per-area estimation (deferred: a national run without
+    area-targeted levers never reads the area data)."""
+    from sim.estimation import areas
+
+    return areas
+
+
+def area_fields(area: Any) -> tuple[str, str, str]:
+    """(ONS code, name, region) of an :class:`sim.estimation.areas.Area`."""
+    return (str(area.code), str(area.name), str(getattr(area, "region", "") or ""))
+
+
+def resolve(selector: str, where: str) -> list[Any]:
+    """Areas of a selector; a bad one is one line naming ``where`` (file and key)."""
+    try:
+        found = list(_areas_api().resolve_areas(selector))
+    except InputError as exc:
+        raise InputError(f"{where}: {str(exc).removeprefix('--area: ')}") from None
+    if not found:
+        raise InputError(f"{where}: area selector {selector!r} matches no area")
+    return found
+
+
+def lever_area_codes(config: dict[str, Any], where: str
+                     ) -> dict[str, dict[int, list[Any]]]:
+    """Every area-targeted lever's areas by the year they apply from (validated: an
+    unknown area is an :class:`InputError` naming the file and the key)."""
+    out: dict[str, dict[int, list[Any]]] = {}
+    for name, table in config.get("levers", {}).items():
+        by_year = area_selectors(table)
+        if not by_year:
+            continue
+        out[name] = {}
+        for year, selectors in by_year.items():
+            key = "areas" if year == 0 else f"areas_by_year.{year}"
+            found: dict[str, Any] = {}
+            for selector in selectors:
+                for area in resolve(selector, f"{where}: key 'levers.{name}.{key}'"):
+                    found.setdefault(area_fields(area)[0], area)
+            out[name][year] = list(found.values())
+        funded = [int(y) for y, m in table.get("funding_gbp_m", {}).items() if m > 0]
+        unplaced = [y for y in funded if not selectors_in(out[name], y)]
+        if unplaced:
+            raise InputError(f"{where}: key 'levers.{name}.areas_by_year': money in "
+                             f"{unplaced[0]} comes before the first listed year and there "
+                             "is no 'areas' list for it")
+    return out
+
+
+def _pools(config: dict[str, Any], areas: Sequence[Any],
+           params: Sequence[ModelParameters] | None = None) -> dict[str, dict[str, float]]:
+    """lever -> area code -> eligible pool (base year), from each area's parameters."""
+    params = params if params is not None else _areas_api().area_parameters(config, areas)
+    return {name: {area_fields(a)[0]: eligible_pool(name, p)
+                   for a, p in zip(areas, params, strict=True)}
+            for name in config.get("levers", {})}
+
+
+def _money_shares(config: dict[str, Any], code: str, targets: dict[str, dict[int, list[Any]]],
+                  pools: dict[str, dict[str, float]], england_pools: dict[str, float]
+                  ) -> dict[str, dict[int, float]]:
+    """lever -> year -> share of the lever's money that goes to area ``code``: its
+    eligible pool over the pools of the areas funded that year (an area-targeted
+    lever), or over the pools of every authority (``england_pools``: a national lever,
+    the same coverage everywhere, and its money adds up over all authorities)."""
+    out: dict[str, dict[int, float]] = {}
+    for name, table in config.get("levers", {}).items():
+        years = [int(y) for y in table.get("funding_gbp_m", {})]
+        if name not in targets:
+            share = pools[name][code] / max(england_pools[name], 1e-12)
+            out[name] = dict.fromkeys(years, share)
+            continue
+        out[name] = {}
+        for year in years:
+            funded = [area_fields(a)[0] for a in selectors_in(targets[name], year)]
+            total = sum(pools[name][c] for c in funded)
+            out[name][year] = pools[name][code] / total if code in funded and total > 0 \
+                else 0.0
+    return out
+
+
+def _england_pools(config: dict[str, Any], targets: dict[str, Any], codes: Sequence[str],
+                   pools: dict[str, dict[str, float]]) -> dict[str, float]:
+    """lever -> the sum of every authority's eligible pool, for the national levers
+    (those without ``areas``) of an area run; the run's own pools when it has every
+    authority, else every authority's parameters (cached after the first time)."""
+    national = [name for name in config.get("levers", {}) if name not in targets]
+    if not national:
+        return {}
+    everyone = resolve("all", "--area")
+    if {area_fields(a)[0] for a in everyone} <= set(codes):
+        return {name: sum(pools[name][area_fields(a)[0]] for a in everyone)
+                for name in national}
+    every_pool = _pools(config, everyone)
+    return {name: sum(every_pool[name].values()) for name in national}
+
+
+def national_shares(config: dict[str, Any], national: ModelParameters, where: str
+                    ) -> dict[str, dict[int, float]]:
+    """lever -> year -> the funded areas' share of England's eligible pool, for the
+    levers with ``areas`` in a national run (the ``area_share`` they stand for)."""
+    targets = lever_area_codes(config, where)
+    listed = {area_fields(a)[0]: a for by_year in targets.values()
+              for areas in by_year.values() for a in areas}
+    pools = _pools(config, list(listed.values()))
+    return {name: {year: min(sum(pools[name][area_fields(a)[0]] for a in areas)
+                             / max(eligible_pool(name, national), 1e-12), 1.0)
+                   for year, areas in by_year.items()}
+            for name, by_year in targets.items()}
+
+
+def local_capacity(config: dict[str, Any], params: ModelParameters,
+                   national: ModelParameters) -> dict[str, Any]:
+    """An area's share of England's DES capacity (``[capacity]`` counts places in
+    England): foster places in proportion to its non-UASC children in care, family-help
+    places to its CIN pool (ASSUMPTION: places are where the children are); at least one
+    place where England has any (0 would mean no limit)."""
+    capacity = config["capacity"]
+    changes = {}
+    for key, lever in (("foster_places", "reunification_support"),
+                       ("family_help_places", "family_help")):
+        if capacity[key]:
+            share = eligible_pool(lever, params) / max(eligible_pool(lever, national), 1e-12)
+            changes[key] = max(1, round(capacity[key] * share))
+    if not changes:
+        return config
+    out = copy.deepcopy(config)
+    out["capacity"].update(changes)
+    return out
+
+
+def area_seed(root_seed: int, code: str) -> int:
+    """The DES root seed of one area: a function of (root seed, area code) only, so an
+    area's replicates (seeded from it and the replicate number) never depend on the
+    other areas of the run or on the worker that runs them."""
+    sequence = np.random.SeedSequence(root_seed, spawn_key=(stable_hash(f"area:{code}"),))
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
+                   replicates: int | None = None, seed: int | None = None,
+                   progress: bool = False, workers: int | None = None,
+                   parameters: tuple[Sequence[Any], Sequence[ModelParameters]] | None = None,
+                   national: ModelParameters | None = None) -> xr.Dataset:
+    """Run a scenario over the areas of ``selector`` (``--area``): a dataset with an
+    ``area`` dimension (ONS codes; ``area_name``, ``region`` and ``child_population``
+    along it), and for ``all`` England as the sum of the areas.
+
+    The stock-flow engine runs every area in one batch; the DES loops over areas, each
+    with its own root seed (:func:`area_seed`).  Levers: see :func:`_money_shares`.
+    ``parameters``: (areas, their parameters) already estimated (the benchmark);
+    ``national``: England's parameters (default: estimated, cached)."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
+    start = time.perf_counter()
+    changed = copy.deepcopy(scenario.config)
+    if replicates is not None:
+        changed["run"]["replicates"] = check_key("--replicates", "run.replicates",
+                                                 replicates)
+    if seed is not None:
+        changed["run"]["seed"] = check_key("--seed", "run.seed", seed)
+    config = freeze(changed)
+    engine = engine or config["run"]["engine"]
+    if engine not in ("stockflow", "des"):
+        raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
+    where = str(scenario.path or "scenario")
+    for name, table in config.get("levers", {}).items():
+        if table.get("sustain") == "reinvest_savings":
+            raise InputError(f"{where}: key 'levers.{name}.sustain' = 'reinvest_savings' "
+                             "is not supported with --area (savings are reinvested "
+                             "nationally); use sustain = 'fixed' or a national run")
+    areas = list(parameters[0]) if parameters else resolve(selector, "--area")
+    targets = lever_area_codes(config, where)  # before any simulation
+    national = national if national is not None else cached_parameters(config)
+    params = list(parameters[1]) if parameters else list(
+        _areas_api().area_parameters(config, areas))
+    codes = [area_fields(a)[0] for a in areas]
+    extra = {area_fields(a)[0]: a for by_year in targets.values() for listed in
+             by_year.values() for a in listed if area_fields(a)[0] not in codes}
+    pools = _pools(config, areas, params)
+    if extra:  # funded areas outside the run still take their share of the money
+        for name, by_code in _pools(config, list(extra.values())).items():
+            pools[name].update(by_code)
+    england_pools = _england_pools(config, targets, codes, pools)
+    configs = [with_lever_areas(config, _money_shares(config, code, targets, pools,
+                                                      england_pools), {}) for code in codes]
+    if engine == "stockflow":
+        result = stockflow.project_batch(params, configs)
+        ds = build_dataset(result["years"], result["records"], engine="stockflow",
+                           batch_dim=AREA_DIM)
+        used_seed = None
+        if config["capacity"]["foster_places"] or config["capacity"]["family_help_places"]:
+            ds.attrs["capacity"] = ("ignored: the stock-flow engine has no queues; run "
+                                    "with --engine des to apply [capacity]")
+    else:
+        from sim.engines import des  # deferred: simpy, as in simulate
+
+        parts = []
+        for i, (code, p, c) in enumerate(zip(codes, params, configs, strict=True)):
+            local = copy.deepcopy(local_capacity(c, p, national))
+            local["run"]["seed"] = area_seed(int(config["run"]["seed"]), code)
+            parts.append(des.run(p, local, workers=workers,
+                                 progress=stderr_progress(f"{scenario.name} {code} "
+                                                          f"({i + 1}/{len(codes)})")
+                                 if progress else None))
+        ds = xr.concat(parts, dim=AREA_DIM, combine_attrs="override")
+        used_seed = config["run"]["seed"]
+    fields = [area_fields(a) for a in areas]
+    ds = ds.assign_coords({AREA_DIM: codes,
+                           "area_name": (AREA_DIM, [f[1] for f in fields]),
+                           "region": (AREA_DIM, [f[2] for f in fields]),
+                           "child_population": (AREA_DIM, [float(np.sum(p.population_by_age))
+                                                           for p in params])})
+    ds["child_population"].attrs = {"units": "children", "long_name": "children aged 0-17 "
+                                    "in the base year (ONS mid-year estimate)"}
+    base_only = copy.deepcopy(config)
+    base_only["run"]["end_year"] = config["run"]["base_year"] + 1
+    national_base = project_stockflow(national, freeze(base_only))
+    ds = add_costs(ds, national, config,
+                   other=area_other_spend(ds, national_base, config["costs"]))
+    wants_sum = "all" in [part.strip().lower() for part in selector.split(",")]
+    if wants_sum and ENGLAND_SUM_CODE not in codes:  # not when England itself was asked
+        ds = add_england_sum(ds)
+    ds = add_bands(ds, config)
+    ds.attrs.update(provenance_attrs(
+        scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
+        extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,
+               "scenario_layers": json.dumps(scenario.layers),
+               "area_selector": selector,
+               "areas": json.dumps([list(f) for f in fields]),
+               "area_note": AREA_NOTE,
+               "parameters": json.dumps([list(r) for r in national.describe()])}))
+    return ds

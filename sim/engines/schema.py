@@ -119,14 +119,21 @@ VARIABLES: dict[str, Variable] = {
 }
 
 
+# The optional leading dimension of an area run (sim/run.py): ONS codes, with the
+# non-index coordinates area_name, region and child_population along it.
+AREA_DIM = "area"
+
+
 def build_dataset(years: Sequence[int], records: Sequence[dict[str, Any]],
-                  attrs: dict[str, Any] | None = None, engine: str | None = None
-                  ) -> xr.Dataset:
+                  attrs: dict[str, Any] | None = None, engine: str | None = None,
+                  batch_dim: str | None = None) -> xr.Dataset:
     """Stack per-year records into the schema.
 
     A name outside the schema is an error (a typo in an engine would otherwise
     silently drop a result), and so is a variable the ``engine`` must produce but did
-    not (with ``engine=None``: the variables every engine must produce)."""
+    not (with ``engine=None``: the variables every engine must produce).
+    ``batch_dim``: the records carry a leading batch axis (a batched stock-flow run),
+    which becomes this first dimension (e.g. :data:`AREA_DIM`; no coordinate set)."""
     names = set(records[0])
     unknown = names - set(VARIABLES)
     if unknown:
@@ -145,7 +152,10 @@ def build_dataset(years: Sequence[int], records: Sequence[dict[str, Any]],
         if name not in names:
             continue
         values = np.stack([np.asarray(r[name], dtype=float) for r in records])
-        data_vars[name] = (("year", *variable.dims), values,
+        dims: tuple[str, ...] = ("year", *variable.dims)
+        if batch_dim is not None:
+            values, dims = np.ascontiguousarray(np.moveaxis(values, 1, 0)), (batch_dim, *dims)
+        data_vars[name] = (dims, values,
                            {"units": variable.unit, "long_name": variable.definition})
     coords: dict[str, Any] = {"year": np.asarray(years, dtype=int)}
     for dim, labels in COORDS.items():

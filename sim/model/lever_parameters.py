@@ -173,6 +173,15 @@ LEVER_TABLE_FIELDS: dict[str, Field] = {
     "area_share_by_year": Field(
         "year_table", {}, "area_share from a year onwards (overrides area_share from the "
         "first listed year; e.g. pathfinders then national)", 0, 1),
+    "areas": Field(
+        str, [], "local authorities funded (any area selectors: ONS or DfE code, name, "
+        "region, pathfinders); in a run with an area dimension the money goes to these "
+        "areas only, split in proportion to their eligible pools; in a national run it "
+        "sets area_share to their share of England's eligible pool (docs/areas-runs.md); "
+        "not with area_share", is_list=True),
+    "areas_by_year": Field(
+        "year_lists", {}, "areas from a year onwards (overrides areas from the first "
+        "listed year; e.g. pathfinder waves); not with area_share"),
     "unit_cost_gbp": Field(float, ESTIMATE, "cost of serving one child (or adding one "
                            "foster place) for a year; estimate = the lever's default",
                            1.0, 1e7, estimate_ok=True),

@@ -64,6 +64,7 @@ the sustained service too):
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -214,6 +215,12 @@ def check_lever_config(where: str, config: dict[str, Any]) -> None:
                 f"{name} (foster places already persist with retention_per_year); it is "
                 "read by: " + ", ".join(n for n, p in LEVER_PARAMETERS.items()
                                         if "sustained_share" in p))
+        if (table.get("areas") or table.get("areas_by_year")) and (
+                float(table.get("area_share", 1.0)) != 1.0 or table.get("area_share_by_year")):
+            raise InputError(
+                f"{where}: keys 'levers.{name}.areas' and 'levers.{name}.area_share' "
+                "together: areas replaces area_share (set one, leave area_share and "
+                "area_share_by_year at their defaults)")
         lag = table.get("reinvest_lag_years", ESTIMATE)
         if lag != ESTIMATE and float(lag) != int(lag):
             raise InputError(f"{where}: key 'levers.{name}.reinvest_lag_years' = {lag} "
@@ -275,6 +282,72 @@ def coverage_share(capacity: float, pool: float, area: float) -> float:
 
 def _children_in_care_non_uasc(params: ModelParameters) -> float:
     return float(params.looked_after_base - np.sum(params.uasc_base_by_band))
+
+
+def eligible_pool(name: str, params: ModelParameters) -> float:
+    """A lever's eligible pool in the base year (the coverage denominator): the CIN pool
+    (family help), non-UASC children in care (reunification and kinship support, and
+    other_programmes, which has no pool: ASSUMPTION, its money is shared out like the
+    care services'), non-UASC children in residential care (foster recruitment)."""
+    if name == "family_help":
+        return float(params.cin_pool_base)
+    if name == "foster_recruitment":
+        return float(params.placement_mix[0, spec.PLACEMENTS.index("residential")]
+                     * _children_in_care_non_uasc(params))
+    return _children_in_care_non_uasc(params)
+
+
+def area_selectors(table: dict[str, Any]) -> dict[int, list[str]]:
+    """A lever's area selectors by the year they apply from (scenario years, before
+    ``delay_years``): ``areas`` from year 0, each ``areas_by_year`` entry from its year.
+    Empty for a lever without either (a national lever)."""
+    out: dict[int, list[str]] = {}
+    if table.get("areas"):
+        out[0] = [str(s) for s in table["areas"]]
+    for year, selectors in table.get("areas_by_year", {}).items():
+        out[int(year)] = [str(s) for s in selectors]
+    return dict(sorted(out.items()))
+
+
+def selectors_in(by_year: dict[int, list[str]], year: int) -> list[str]:
+    """The selectors of :func:`area_selectors` that apply in ``year`` (none before the
+    first listed year)."""
+    listed = [y for y in by_year if y <= year]
+    return by_year[max(listed)] if listed else []
+
+
+def with_lever_areas(config: dict[str, Any], money_share: dict[str, dict[int, float]],
+                     national_share: dict[str, dict[int, float]]) -> dict[str, Any]:
+    """A variant of ``config`` with area-targeted levers resolved (pure arithmetic; the
+    shares come from the data layer, see ``sim.run``):
+
+    * ``money_share[lever][year]``: the share of the lever's money in ``year`` that goes
+      to the run's area (an area run): the money is scaled by it and ``area_share`` set
+      to 1 for a targeted lever (coverage = that area's money / unit cost / its own
+      pool); a national lever keeps its ``area_share``.
+    * ``national_share[lever][year]``: the funded areas' share of England's eligible
+      pool from ``year`` on (a national run): becomes ``area_share_by_year``.
+
+    Levers in neither mapping are unchanged; ``areas`` keys are dropped once used.
+    Nothing to change (no levers): ``config`` itself, not a copy."""
+    if not money_share and not national_share:
+        return config
+    out = copy.deepcopy(config)
+    for name, table in out.get("levers", {}).items():
+        targeted = bool(table.get("areas") or table.get("areas_by_year"))
+        if name in money_share:
+            shares = money_share[name]
+            table["funding_gbp_m"] = {y: float(m) * shares.get(int(y), 0.0)
+                                      for y, m in table.get("funding_gbp_m", {}).items()}
+            if targeted:
+                table["area_share"], table["area_share_by_year"] = 1.0, {}
+        elif name in national_share:
+            table["area_share"] = 0.0
+            table["area_share_by_year"] = {str(y): float(a)
+                                           for y, a in national_share[name].items()}
+        if name in money_share or name in national_share:
+            table["areas"], table["areas_by_year"] = [], {}
+    return out
 
 
 def _capacity(lever: ResolvedLever, year: int) -> float:

@@ -49,7 +49,7 @@ def log_scale(scales: list[float], horizon: int, exponent: float) -> float:
 
 def _total(ds: xr.Dataset, name: str) -> xr.DataArray:
     data = ds[name]
-    return data.sum([d for d in data.dims if d not in ("year", "replicate")])
+    return data.sum([d for d in data.dims if d not in ("area", "year", "replicate")])
 
 
 def add_bands(ds: xr.Dataset, config: dict[str, Any]) -> xr.Dataset:
@@ -66,6 +66,9 @@ def add_bands(ds: xr.Dataset, config: dict[str, Any]) -> xr.Dataset:
         if not scales or variable not in ds:
             continue
         total = _total(ds, variable)
+        by_area = "area" in total.dims
+        total = total.transpose(*[d for d in ("area", "replicate", "year")
+                                  if d in total.dims])
         years = total["year"].values
         sd = np.array([log_scale(scales, int(y) - base, exponent) for y in years])
         if "replicate" in total.dims and total.sizes["replicate"] > 1:
@@ -73,13 +76,15 @@ def add_bands(ds: xr.Dataset, config: dict[str, Any]) -> xr.Dataset:
             process = logs.std(axis=total.dims.index("replicate"), ddof=1)
             sd = np.sqrt(sd ** 2 + process ** 2)
             centre = total.mean("replicate").values
+        elif "replicate" in total.dims:
+            centre = total.isel(replicate=0, drop=True).values
         else:
-            centre = total.squeeze(drop=True).values if "replicate" in total.dims \
-                else total.values
-        values = centre[:, None] * np.exp(sd[:, None] * z[None, :])
+            centre = total.values
+        values = centre[..., :, None] * np.exp(sd[..., :, None] * z)
         out[f"{variable}_quantiles"] = xr.DataArray(
-            values, dims=("year", "quantile"),
-            coords={"year": years, "quantile": quantiles},
+            values, dims=("area", "year", "quantile") if by_area else ("year", "quantile"),
+            coords={"year": years, "quantile": quantiles,
+                    **({"area": total["area"].values} if by_area else {})},
             attrs={"units": ds[variable].attrs.get("units", ""),
                    "long_name": f"prediction interval quantiles of {variable} (total)",
                    "method": "projection x exp(z_q x s_h): s_h = root-mean-square log "
@@ -87,5 +92,8 @@ def add_bands(ds: xr.Dataset, config: dict[str, Any]) -> xr.Dataset:
                              f"({bands.get('source', 'scenario [bands]')}); beyond the "
                              f"tested horizons s grows as h**{exponent:g}"
                              + ("; DES process spread added in quadrature"
-                                if "replicate" in total.dims else "")})
+                                if "replicate" in total.dims else "")
+                             + ("; by area: England's scales for every authority "
+                                "(ASSUMPTION: an authority's own errors are larger, "
+                                "so its band is too narrow)" if by_area else "")})
     return out

@@ -39,6 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from sim.errors import InputError
+from sim.results.areas import area_total, has_areas
 from sim.results.io import read_results
 
 DEFAULT_YEARS: tuple[int, ...] = (2025, 2027, 2032)
@@ -53,6 +54,9 @@ class ScenarioResult:
     description: str
     path: Path | None
     ds: xr.Dataset
+    # a run with an area dimension: ``ds`` is its total (sim.results.areas.area_total),
+    # this keeps the areas for the report's area section
+    area_ds: xr.Dataset | None = None
 
     @property
     def has_replicates(self) -> bool:
@@ -72,6 +76,10 @@ def _description(ds: xr.Dataset) -> str:
 
 def from_dataset(ds: xr.Dataset, path: Path | None = None) -> ScenarioResult:
     name = str(ds.attrs.get("scenario") or (path.stem if path else "unnamed"))
+    if has_areas(ds):  # named scenario@selector, compared as its total over the areas
+        name = f"{name}@{ds.attrs.get('area_selector', 'areas')}"
+        return ScenarioResult(name=name, description=_description(ds), path=path,
+                              ds=area_total(ds), area_ds=ds)
     return ScenarioResult(name=name, description=_description(ds), path=path, ds=ds)
 
 
@@ -174,7 +182,12 @@ def reference_for(result: ScenarioResult, results: Sequence[ScenarioResult],
                   baseline: str) -> ScenarioResult | None:
     """The do-nothing a scenario is compared with: its family's own baseline when
     there is one (``review-assumptions-full`` -> ``review-assumptions-baseline``: the
-    review's reform against the review's counterfactual), else ``baseline``."""
+    review's reform against the review's counterfactual), else ``baseline``.  A run
+    by area is compared with the baseline run over the same areas
+    (``baseline@pathfinders``), never with a national one."""
+    if result.area_ds is not None:
+        selector = result.area_ds.attrs.get("area_selector", "areas")
+        return find_baseline(results, f"{baseline}@{selector}")
     family = result.name.rsplit("-", 1)[0] + "-baseline" if "-" in result.name else ""
     own = find_baseline(results, family) if family else None
     return own if own is not None else find_baseline(results, baseline)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from sim.engines.schema import VARIABLES
@@ -83,14 +84,35 @@ def price_index(costs: dict[str, Any], years: xr.DataArray, base_year: int) -> x
                         ** (years.values - base_year), dims="year", coords={"year": years})
 
 
-def add_costs(ds: xr.Dataset, params: ModelParameters, config: dict[str, Any]) -> xr.Dataset:
+def area_other_spend(area_ds: xr.Dataset, national_ds: xr.Dataset,
+                     costs: dict[str, Any]) -> xr.DataArray:
+    """Each area's share of England's "other children's social care" amount, in
+    proportion to its base-year placement + CIN cost (ASSUMPTION: other spend scales
+    with the children an authority looks after and works with; the amount is national,
+    ``costs.base_year_total_gbp`` being England's).  ``national_ds``: the national
+    run's base year is enough."""
+    first, national = area_ds.isel(year=0, drop=True), national_ds.isel(year=0)
+    placements = (placement_unit_costs(costs) * first["looked_after_by_placement"]
+                  ).sum("placement")
+    bottom_up = placements + float(costs["cin_gbp_per_child_year"]) * first["cin_pool"]
+    if "replicate" in bottom_up.dims:
+        bottom_up = bottom_up.mean("replicate")
+    national_bottom_up = base_year_costs(national["looked_after_by_placement"],
+                                         national["cin_pool"], costs)
+    return other_spend(national_ds, costs) * bottom_up / national_bottom_up
+
+
+def add_costs(ds: xr.Dataset, params: ModelParameters, config: dict[str, Any],
+              other: float | xr.DataArray | None = None) -> xr.Dataset:
     """Return ``ds`` with ``cost_gbp`` (year x cost_component, £ per year, 2021-22
     prices), ``cost_gbp_cash`` (the same in cash), ``price_index`` and cost
     attributes; replaces existing ones (re-pricing).
 
     Programme money is the run's own ``programme_cost_gbp`` when the dataset has it
     (so money the run decided, such as savings reinvested by :mod:`sim.reinvestment`,
-    is priced exactly as it was spent), else recomputed from the scenario's levers."""
+    is priced exactly as it was spent), else recomputed from the scenario's levers.
+    ``other``: the "other spend" amount (by area in an area run:
+    :func:`area_other_spend`), else :func:`other_spend` of ``ds``."""
     costs = config["costs"]
     years = [int(y) for y in ds["year"].values]
     base = params.base_year
@@ -102,23 +124,26 @@ def add_costs(ds: xr.Dataset, params: ModelParameters, config: dict[str, Any]) -
     placements = stock * placement_unit_costs(costs) * placement_growth
     children_in_need = (_year_average(ds["cin_pool"]) * float(costs["cin_gbp_per_child_year"])
                         * growth_factor(costs, "children_in_need", ds["year"], base))
-    other = other_spend(ds, costs)
+    other = other_spend(ds, costs) if other is None else other
     if "programme_cost_gbp" in ds:
         programmes = ds["programme_cost_gbp"].astype(float)
         if "replicate" in programmes.dims:
             programmes = programmes.mean("replicate")
-        programmes = programmes.drop_vars([c for c in programmes.coords if c != "year"])
+        programmes = programmes.drop_vars([c for c in programmes.coords if c != "year"
+                                           and "area" not in programmes[c].dims])
     else:
         programmes = xr.DataArray(programme_costs(config, params, years), dims="year",
                                   coords={"year": ds["year"]})
-    other_by_year = (xr.full_like(children_in_need, other)
+    other_by_year = ((xr.zeros_like(children_in_need) + other)
+                     if isinstance(other, xr.DataArray) else xr.full_like(children_in_need, other))
+    other_by_year = (other_by_year
                      * growth_factor(costs, "other_childrens_social_care", ds["year"], base))
     parts = [placements.sel(placement=p, drop=True) for p in spec.PLACEMENTS]
     parts += [children_in_need, other_by_year,
               programmes.broadcast_like(children_in_need)]  # over replicates, if any
     cost = xr.concat(parts, dim=xr.DataArray(list(COST_COMPONENTS), dims="cost_component",
                                              name="cost_component"))
-    dims = [d for d in ("replicate", "year", "cost_component") if d in cost.dims]
+    dims = [d for d in ("area", "replicate", "year", "cost_component") if d in cost.dims]
     cost = cost.transpose(*dims, ...)
     out = ds.drop_vars(["cost_gbp", "cost_gbp_cash", "price_index"], errors="ignore")
     index = price_index(costs, ds["year"], base)
@@ -135,7 +160,8 @@ def add_costs(ds: xr.Dataset, params: ModelParameters, config: dict[str, Any]) -
         "cost_price_base": PRICE_BASE,
         "cost_inflation_per_year": float(costs["inflation_per_year"]),
         "cost_discount_rate": float(costs["discount_rate"]),
-        "cost_other_spend_gbp_per_year": other,
-        "cost_base_year_total_gbp": float(cost.isel(year=0).sum("cost_component").mean()),
+        "cost_other_spend_gbp_per_year": float(np.sum(other)),  # all areas, if any
+        "cost_base_year_total_gbp": float(cost.isel(year=0).sum(
+            [d for d in ("area", "cost_component") if d in cost.dims]).mean()),
     })
     return out

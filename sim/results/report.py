@@ -21,10 +21,12 @@ import pandas as pd
 
 from sim.model.costs import COST_PARAMETERS, PRICE_BASE
 from sim.model.lever_parameters import LEVER_DESCRIPTIONS, LEVER_PARAMETERS
+from sim.results.areas import report_section
 from sim.results.compare import (
     ScenarioResult,
     column_title,
     find_baseline,
+    reference_for,
     run_metadata,
     value_in,
 )
@@ -212,6 +214,8 @@ def build_html(inputs: ReportInputs) -> str:
         "programme money included (positive = saves money).  Replicate runs: means.</p>",
         review_comparison(inputs.results, inputs.baseline),
         inputs.reconciliation_html,  # sim/reconciliation.py, made by the caller
+        report_section(inputs.results, [reference_for(r, inputs.results, inputs.baseline)
+                                        for r in inputs.results]),  # runs by area
     ]
     for figure in inputs.figures:
         anchor = figure.anchor or figure.path.stem

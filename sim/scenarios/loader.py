@@ -95,7 +95,8 @@ def _describe(kind: Any) -> str:
         return "one of " + ", ".join(repr(k) for k in kind)
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
             "prob": "a probability between 0 and 1",
-            "year_table": "a table of year = number"}.get(kind, str(kind))
+            "year_table": "a table of year = number",
+            "year_lists": "a table of year = list of strings"}.get(kind, str(kind))
 
 
 def _echo(value: Any) -> str:
@@ -172,6 +173,18 @@ def _check_value(where: str, key: str, spec: Field, value: Any) -> Any:
         item = Field(spec.kind, None, spec.doc, spec.low, spec.high)
         return [_check_value(where, f"{key}[{i}]", item, v) for i, v in enumerate(value)]
     kind = spec.kind
+    if kind == "year_lists":  # e.g. levers.*.areas_by_year (sim/model/lever_parameters.py)
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: key '{key}' must be {_describe(kind)}, got "
+                             f"{_echo(value)}")
+        item = Field(str, None, spec.doc, is_list=True)
+        lists: dict[str, list[str]] = {}
+        for year, items in value.items():
+            canonical = year_key(where, key, year)
+            if canonical in lists:
+                raise InputError(f"{where}: key '{key}': year {canonical} is given twice")
+            lists[canonical] = _check_value(where, f"{key}.{canonical}", item, items)
+        return lists
     if kind == "year_table":
         if not isinstance(value, dict):
             raise InputError(f"{where}: key '{key}' must be {_describe(kind)}, got "
