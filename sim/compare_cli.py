@@ -1,4 +1,5 @@
-"""CLI subcommands ``compare``, ``sensitivity`` and ``sweep`` (registered by sim.cli).
+"""CLI subcommands ``compare``, ``export``, ``sensitivity`` and ``sweep`` (registered by
+sim.cli).
 
 Imports of the heavy modules happen inside the commands, so ``cicsim --help`` and the
 other subcommands stay fast.
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import InputError
+from sim.progress import wrote_line
 
 
 def _read_csv_table(path: Path, what: str, required: tuple[str, ...]) -> Any:
@@ -105,6 +107,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sim.results.compare import load_results
+    from sim.results.export import check_target, write_csv_wide, write_xlsx
+
+    if not args.xlsx and not args.csv_wide:
+        raise InputError("export: say what to write: --xlsx FILE and/or --csv-wide FILE")
+    # Read and check everything before writing anything.
+    targets = [(check_target(Path(args.xlsx), ".xlsx", "--xlsx"), write_xlsx)
+               if args.xlsx else None,
+               (check_target(Path(args.csv_wide), ".csv", "--csv-wide"), write_csv_wide)
+               if args.csv_wide else None]
+    results = load_results(args.results)
+    written = [write(results, path) for path, write in filter(None, targets)]
+    print(f"exported {len(results)} runs")
+    print(wrote_line(written))
+    return 0
+
+
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
     from sim.sensitivity import run_sensitivity
@@ -136,7 +156,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``compare``, ``sensitivity`` and ``sweep`` to ``cicsim``."""
+    """Add ``compare``, ``export``, ``sensitivity`` and ``sweep`` to ``cicsim``."""
     compare = subparsers.add_parser(
         "compare", help="compare runs: table (CSV, Markdown), charts and report.html")
     compare.add_argument("results", nargs="+", help="result files, e.g. outputs/*.nc")
@@ -152,6 +172,16 @@ def register(subparsers: Any) -> None:
     compare.add_argument("--sweep", action="append", default=None, metavar="CSV",
                          help="cicsim sweep summaries to chart (default: OUT/sweeps/*.csv)")
     compare.set_defaults(func=_cmd_compare)
+
+    export = subparsers.add_parser(
+        "export", help="write runs as an Excel workbook (README sheet + one sheet per "
+        "variable, years as columns) and/or a wide CSV")
+    export.add_argument("results", nargs="+", help="result files, e.g. outputs/baseline.nc")
+    export.add_argument("--xlsx", metavar="FILE", help="Excel workbook to write (.xlsx)")
+    export.add_argument("--csv-wide", metavar="FILE",
+                        help="wide CSV to write: scenario, variable, breakdown, unit, one "
+                        "column per year")
+    export.set_defaults(func=_cmd_export)
 
     sensitivity = subparsers.add_parser(
         "sensitivity", help="one-at-a-time (tornado) sensitivity of a scenario to every "
