@@ -37,8 +37,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.run import run_to_file
     from sim.scenarios.loader import load_scenario
 
+    scenario = load_scenario(args.scenario, args.set)
     name = run_name(args.name, args.out)
-    scenario = load_scenario(args.scenario, [*args.set, *([f"name={name!r}"] if name else [])])
+    if name is not None and name != scenario.name:  # recorded as a --set layer
+        scenario = load_scenario(args.scenario, [*args.set, f"name={name!r}"])
     ds, nc_path, csv_path = run_to_file(
         scenario, out=args.out, engine=args.engine, replicates=args.replicates,
         seed=args.seed, progress=not args.quiet, workers=args.workers)

@@ -329,18 +329,21 @@ COLUMN_TITLES = {
     "kind": "kind",
     "engine": "engine",
     "looked_after": "looked after",
-    "kept_at_home": "kept at home vs baseline",
+    "kept_at_home": "kept at home",
     "starts_avoided": "starts avoided",
-    "programme_cost_gbp_m": "programme cost £m",
-    "total_cost_gbp_bn": "total cost £bn",
-    "total_cost_discounted_gbp_bn": "total cost £bn, discounted",
-    "net_saving_discounted_gbp_m": "net saving vs baseline £m, discounted",
+    "programme_cost_gbp_m": "programme £m",
+    "total_cost_gbp_bn": "cost £bn",
+    "total_cost_discounted_gbp_bn": "cost £bn discounted",
+    "net_saving_discounted_gbp_m": "net saving £m discounted",
     "description": "description",
 }
 
 
 def column_title(column: str) -> str:
-    """Readable header: 'looked_after_2032' -> 'looked after 2032'."""
+    """Readable header: 'looked_after_2032' -> 'looked after 2032',
+    'kept_at_home_2032_80_band' -> 'kept at home 2032, 80 % band'."""
+    if column.endswith("_80_band"):
+        return f"{column_title(column.removesuffix('_80_band'))}, 80 % band"
     for stem, title in sorted(COLUMN_TITLES.items(), key=lambda kv: -len(kv[0])):
         if column == stem:
             return title

@@ -18,7 +18,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator, StrMethodFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    MaxNLocator,
+    MultipleLocator,
+    StrMethodFormatter,
+)
 
 from sim.datasets import LAST_DATA_YEAR, curated_value, load_observed  # noqa: E402
 from sim.results.compare import (  # noqa: E402
@@ -56,7 +60,8 @@ def reference_point(axis: plt.Axes, year: int, value: float, text: str) -> None:
     if low - margin <= value <= high + margin:
         axis.scatter([year], [value], marker="x", color="black", zorder=3)
         axis.set_ylim(min(low, value - margin / 2), max(high, value + margin / 2))
-        axis.annotate(text, (year, value), textcoords="offset points", xytext=(-6, 6),
+        axis.annotate(text, (year, value), textcoords="offset points",
+                      xytext=(-8, 0) if year > 2025 else (8, 0), va="center",
                       ha="right" if year > 2025 else "left", fontsize=7)
         return
     above = value > high
@@ -100,13 +105,18 @@ def published_looked_after(first: int = 2012) -> dict[int, float]:
 def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
                            path: Path, title: str = "") -> Path | None:
     """Published history 2012-2022 joined to each run's projection (replicate means),
-    with prediction bands where a run has them: the reference run (``baseline``, when it
-    is among ``results``) with its 50 / 80 / 95 % bands, every other run with its 80 %
-    band.  The reference is drawn last, on top, so no line hides it."""
+    with prediction bands where a run has them.
+
+    The reference run (``baseline``) is drawn last, on top, in black.  When it is the
+    only reference for the others (a policy chart) it carries its 50 / 80 / 95 % bands
+    and the others none (theirs are the same width, and overlapping bands would hide
+    every line); otherwise (variants, whose levels differ) each run shows its own 80 %
+    band, lightly, and the reference is a plain line for scale."""
     if not results:
         return None
     reference = find_baseline(results, baseline)
-    figure, axis = plt.subplots(figsize=(9, 4.8))
+    own_bands = reference is None or any(r.kind != reference.kind for r in results)
+    figure, axis = plt.subplots(figsize=(9, 5.4))
     history = published_looked_after()
     years = sorted(history)
     axis.plot(years, [history[y] for y in years], "o-", color="black", ms=3.5, lw=1.6,
@@ -119,35 +129,52 @@ def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
     for result in sorted(results, key=lambda r: r is reference):  # reference on top
         is_reference = result is reference
         color = "black" if is_reference else colors[result.name]
-        if "looked_after_quantiles" in result.ds:
-            bands = result.ds["looked_after_quantiles"]
-            levels = (((0.025, 0.975), 0.10), ((0.1, 0.9), 0.16), ((0.25, 0.75), 0.22)) \
-                if is_reference else (((0.1, 0.9), 0.10),)
-            quantiles = [round(float(q), 3) for q in bands["quantile"].values]
-            for (low, high), alpha in levels:
-                if low not in quantiles or high not in quantiles:
-                    continue
-                axis.fill_between(bands["year"].values, bands.sel(quantile=low).values,
-                                  bands.sel(quantile=high).values, alpha=alpha,
-                                  color="tab:blue" if is_reference else color, linewidth=0,
-                                  label=(f"{result.name}: {round((high - low) * 100)} % "
-                                         "band") if is_reference else None)
+        if is_reference and not own_bands:
+            levels = (((0.025, 0.975), 0.10), ((0.1, 0.9), 0.16), ((0.25, 0.75), 0.22))
+        elif not is_reference and own_bands:
+            levels = (((0.1, 0.9), 0.09),)
+        else:
+            levels = ()
+        banded = _bands(axis, result, levels, "tab:blue" if is_reference else color,
+                        labelled=is_reference)
         values = mean_over_replicates(series(result, "looked_after"))
         axis.plot(values["year"].values, values.values, color=color,
-                  lw=2.6 if is_reference else 1.3, zorder=5 if is_reference else 3,
+                  lw=2.6 if is_reference else 1.4, zorder=5 if is_reference else 3,
                   ls="--" if result.has_replicates else "-",
-                  label=result.name + (" (80 % band)" if not is_reference and
-                                       "looked_after_quantiles" in result.ds else ""))
+                  label=result.name + (" (shaded: 80 % band)" if banded and not is_reference
+                                       else ""))
     for year, value, label in REVIEW_LOOKED_AFTER[1:]:
         reference_point(axis, year, value, label)
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.xaxis.set_major_locator(MultipleLocator(2))
     axis.yaxis.set_major_formatter(THOUSANDS)
     axis.set_ylabel(variable_label("looked_after"))
     axis.set_xlabel("year ending 31 March")
     axis.set_title(title or "Published history and projections", fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="upper left", ncol=2, framealpha=0.85)
+    axis.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
+                frameon=False)
     return _save(figure, path)
+
+
+def _bands(axis: plt.Axes, result: ScenarioResult,
+           levels: Sequence[tuple[tuple[float, float], float]], color: str,
+           labelled: bool) -> bool:
+    """Shade ``result``'s prediction bands at ``levels`` ((low, high) quantiles, alpha);
+    True if any was drawn (a run without ``looked_after_quantiles`` has none)."""
+    if "looked_after_quantiles" not in result.ds or not levels:
+        return False
+    bands = result.ds["looked_after_quantiles"]
+    quantiles = [round(float(q), 3) for q in bands["quantile"].values]
+    drawn = False
+    for (low, high), alpha in levels:
+        if low not in quantiles or high not in quantiles:
+            continue
+        axis.fill_between(bands["year"].values, bands.sel(quantile=low).values,
+                          bands.sel(quantile=high).values, alpha=alpha, color=color,
+                          linewidth=0, label=(f"{result.name}: {round((high - low) * 100)} "
+                                              "% band") if labelled else None)
+        drawn = True
+    return drawn
 
 
 def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path,
@@ -262,7 +289,7 @@ def tornado(table: pd.DataFrame, metric: str, path: Path, title: str,
         for value, result, color in ((row["value_low"], row["result_low"], "tab:blue"),
                                      (row["value_high"], row["result_high"], "tab:orange")):
             axis.barh(position, result - central, left=central, color=color, alpha=0.8)
-            axis.annotate(f"{value:g}", (result, position), fontsize=6.5, va="center",
+            axis.annotate(f"{value:,g}", (result, position), fontsize=6.5, va="center",
                           ha="left" if result >= central else "right",
                           xytext=(3 if result >= central else -3, 0),
                           textcoords="offset points")
@@ -281,7 +308,8 @@ def sweep_chart(summary_csv: Path, path: Path) -> Path:
     rows = pd.read_csv(summary_csv)
     values = rows["value"].to_numpy(dtype=float)
     label = str(rows["label"].iloc[0]) if len(rows) else "swept value"
-    kept_columns = [c for c in rows.columns if c.startswith("kept_at_home_")]
+    kept_columns = [c for c in rows.columns  # not the "low to high" band column
+                    if c.startswith("kept_at_home_") and not c.endswith("_band")]
     figure, left = plt.subplots(figsize=(8, 4.2))
     if kept_columns:
         left.plot(values, pd.to_numeric(rows[kept_columns[-1]], errors="coerce"),
