@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from sim.engines.schema import build_dataset
 from sim.errors import InputError
 from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
+from sim.progress import callback as progress_callback
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment
 from sim.results.bands import add_bands
@@ -29,11 +29,10 @@ BASE_YEAR_NOTE = ("base-year stock is the published 31 March figure; base-year f
                   "the model's annualised rates at that state")
 
 
-def stderr_progress(label: str) -> stockflow.ProgressCallback:
-    """Progress lines on stderr (one per step), so long runs show they are alive."""
-    def report(done: int, total: int) -> None:
-        print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
-    return report
+def stderr_progress(label: str) -> stockflow.ProgressCallback | None:
+    """A progress bar with ETA on stderr (:mod:`sim.progress`), so long runs show they
+    are alive; None when stderr is not a terminal (make, CI, a pipe: nothing extra)."""
+    return progress_callback(label, unit="replicate")
 
 
 def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dataset:
