@@ -133,7 +133,8 @@ def test_markdown_has_a_header_and_one_row_per_scenario() -> None:
     assert len(lines) == 4
     assert lines[0].startswith("| scenario | kind | engine | compared with | looked after 2025 |")
     assert "kept at home 2032" in lines[0]
-    assert "| baseline | policy | stock-flow | baseline | 80,000 | 80,000 | 80,000 | 0 |" in markdown
+    assert ("| baseline | policy | stock-flow | baseline | 80,000 | 80,000 | 80,000 | 0 |"
+            in markdown)
 
 
 def test_a_scenario_family_is_compared_with_its_own_baseline() -> None:
