@@ -86,6 +86,7 @@ def _figures(results: Any, baseline: str, out: Path, sensitivity_paths: list[Pat
     from sim.sensitivity import tornado_pngs
 
     figures: list[Figure] = []
+    colors = plots.scenario_colors(results)  # one colour per scenario in every chart
     for kind, heading in KINDS.items():
         group = [r for r in results if r.kind == kind]
         if not group:
@@ -95,7 +96,7 @@ def _figures(results: Any, baseline: str, out: Path, sensitivity_paths: list[Pat
             [r for r in results if r.name == baseline] + group  # the baseline for scale
         history = plots.history_and_projection(
             shown, baseline, out / f"history_projection{suffix}.png",
-            title=f"{heading}: published history and projections")
+            title=f"{heading}: published history and projections", colors=colors)
         if history is not None:
             figures.append(Figure(
                 f"{heading}: children looked after, published and projected", history,
@@ -104,7 +105,7 @@ def _figures(results: Any, baseline: str, out: Path, sensitivity_paths: list[Pat
                 "run); shaded: prediction bands.", f"history{suffix}", kind))
         kept = None if kind == "demo" else plots.kept_at_home(  # demos: fan charts
             group, baseline, out / f"kept_at_home{suffix}.png", everything=results,
-            title=f"{heading}: children kept at home")
+            title=f"{heading}: children kept at home", colors=colors)
         if kept is not None:
             figures.append(Figure(
                 f"{heading}: children kept at home", kept,
@@ -113,7 +114,7 @@ def _figures(results: Any, baseline: str, out: Path, sensitivity_paths: list[Pat
                 "March.", f"kept-at-home{suffix}", kind))
         if kind != "demo":
             costs = plots.costs(group, out / f"costs{suffix}.png",
-                                title=f"{heading}: cost, 2021-22 prices")
+                                title=f"{heading}: cost, 2021-22 prices", colors=colors)
             if costs is not None:
                 figures.append(Figure(
                     f"{heading}: cost per year", costs,

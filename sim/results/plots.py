@@ -43,9 +43,12 @@ REVIEW_LOOKED_AFTER = ((2022, 80_000, "review: about 80,000 now"),
 REVIEW_COST_BN = ((2022, 10.0, "review: £10bn now"), (2032, 15.0, "review: over £15bn by 2032"))
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path,
+          rect: tuple[float, float, float, float] | None = None) -> Path:
+    """Lay out (``rect``: the part of the figure the axes may use, leaving room for a
+    figure legend) and write the PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
+    figure.tight_layout(rect=rect)
     figure.savefig(path, dpi=DPI)
     plt.close(figure)
     return path
@@ -53,8 +56,8 @@ def _save(figure: Figure, path: Path) -> Path:
 
 def reference_point(axis: plt.Axes, year: int, value: float, text: str) -> None:
     """A published reference figure: a marker when it lies within the data's range,
-    else a note at the edge of the plot saying where it is (a marker far off the data
-    would squeeze every line into a sliver of the chart)."""
+    else a note under the x label saying where it is (a marker far off the data would
+    squeeze every line into a sliver of the chart).  Call after ``set_xlabel``."""
     low, high = axis.get_ylim()
     margin = 0.1 * (high - low)
     if low - margin <= value <= high + margin:
@@ -64,15 +67,14 @@ def reference_point(axis: plt.Axes, year: int, value: float, text: str) -> None:
                       xytext=(-8, 0) if year > 2025 else (8, 0), va="center",
                       ha="right" if year > 2025 else "left", fontsize=7)
         return
-    above = value > high
-    arrow = "\u2191" if above else "\u2193"
-    axis.annotate(f"{arrow} {text}: off this scale", xy=(year, high if above else low),
-                  xytext=(0, -10 if above else 10), textcoords="offset points",
-                  ha="right", va="top" if above else "bottom", fontsize=7, color="dimgray")
+    where = "above" if value > high else "below"
+    axis.set_xlabel(f"{axis.get_xlabel()}\n{text}: {where} this scale",
+                    fontsize=8)  # under the plot: it can never cover a line
 
 
 def scenario_colors(results: Sequence[ScenarioResult]) -> dict[str, str]:
-    """One colour per scenario, the same in every chart of a report."""
+    """One colour per scenario: computed once from every run of a report and passed to
+    each chart, so a scenario has the same colour in all of them."""
     return {r.name: f"C{i % 10}" for i, r in enumerate(results)}
 
 
@@ -103,7 +105,8 @@ def published_looked_after(first: int = 2012) -> dict[int, float]:
 
 
 def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
-                           path: Path, title: str = "") -> Path | None:
+                           path: Path, title: str = "",
+                           colors: dict[str, str] | None = None) -> Path | None:
     """Published history 2012-2022 joined to each run's projection (replicate means),
     with prediction bands where a run has them.
 
@@ -125,7 +128,7 @@ def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
     if first:
         axis.plot([years[-1]], [first], "x", color="black", ms=6,
                   label=f"{years[-1]} as first published ({first:,.0f})")
-    colors = scenario_colors(results)
+    colors = colors or scenario_colors(results)
     for result in sorted(results, key=lambda r: r is reference):  # reference on top
         is_reference = result is reference
         color = "black" if is_reference else colors[result.name]
@@ -143,12 +146,12 @@ def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
                   ls="--" if result.has_replicates else "-",
                   label=result.name + (" (shaded: 80 % band)" if banded and not is_reference
                                        else ""))
-    for year, value, label in REVIEW_LOOKED_AFTER[1:]:
-        reference_point(axis, year, value, label)
     axis.xaxis.set_major_locator(MultipleLocator(2))
     axis.yaxis.set_major_formatter(THOUSANDS)
     axis.set_ylabel(variable_label("looked_after"))
     axis.set_xlabel("year ending 31 March")
+    for year, value, label in REVIEW_LOOKED_AFTER[1:]:
+        reference_point(axis, year, value, label)
     axis.set_title(title or "Published history and projections", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
@@ -179,7 +182,7 @@ def _bands(axis: plt.Axes, result: ScenarioResult,
 
 def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path,
                  everything: Sequence[ScenarioResult] | None = None,
-                 title: str = "") -> Path | None:
+                 title: str = "", colors: dict[str, str] | None = None) -> Path | None:
     """Reference minus scenario looked after, by year, for each run in ``results``
     compared with its reference (:func:`reference_for`, looked up in ``everything``,
     default ``results``); None when nothing has a reference to compare with."""
@@ -190,7 +193,7 @@ def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path,
     if not pairs:
         return None
     figure, axis = plt.subplots(figsize=(9, 4.2))
-    colors = scenario_colors(everything)
+    colors = colors or scenario_colors(everything)
     for result, own in pairs:
         _line(axis, result, "looked_after", baseline=own, color=colors[result.name])
         axis.lines[-1].set_label(result.name if own.name == baseline
@@ -206,7 +209,8 @@ def kept_at_home(results: Sequence[ScenarioResult], baseline: str, path: Path,
     return _save(figure, path)
 
 
-def costs(results: Sequence[ScenarioResult], path: Path, title: str = "") -> Path | None:
+def costs(results: Sequence[ScenarioResult], path: Path, title: str = "",
+          colors: dict[str, str] | None = None) -> Path | None:
     """Total cost per year (£bn) in both price bases: 2021-22 prices (left) and cash
     (right, when the runs have ``cost_gbp_cash``), with the review's £10bn / £15bn
     (cash figures) on the cash panel: marked when within the data's range, else noted
@@ -218,16 +222,15 @@ def costs(results: Sequence[ScenarioResult], path: Path, title: str = "") -> Pat
     panels = [("cost_gbp_total", with_costs, "£bn per year (2021-22 prices)")]
     if with_cash:
         panels.append(("cost_gbp_cash_total", with_cash, "£bn per year (cash)"))
-    figure, axes = plt.subplots(1, len(panels), figsize=(9 if len(panels) == 1 else 12, 4.4),
-                                sharey=True, squeeze=False)
-    colors = scenario_colors(results)
+    figure, axes = plt.subplots(1, len(panels), figsize=(9 if len(panels) == 1 else 12, 5.0),
+                                squeeze=False)
+    colors = colors or scenario_colors(results)
     for axis, (name, runs, label) in zip(axes[0], panels, strict=True):
         for result in runs:
             _line(axis, result, name, scale=1e9, color=colors[result.name])
         axis.set_ylabel(label)
         axis.set_xlabel("year ending 31 March")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.yaxis.set_major_formatter(StrMethodFormatter("{x:,.1f}"))
         axis.grid(alpha=0.3)
     if len(panels) == 2:
         for year, value, text in REVIEW_COST_BN:
@@ -236,8 +239,11 @@ def costs(results: Sequence[ScenarioResult], path: Path, title: str = "") -> Pat
                          fontsize=10)
     if len(panels) == 2:
         axes[0][1].set_title("Cost by scenario, cash (x price index)", fontsize=10)
-    axes[0][-1].legend(fontsize=7)
-    return _save(figure, path)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5),
+                  fontsize=7.5, frameon=False)
+    rows = -(-len(labels) // 5)
+    return _save(figure, path, rect=(0, 0.045 * rows + 0.02, 1, 1))
 
 
 def fan_charts(results: Sequence[ScenarioResult], path: Path) -> Path | None:

@@ -82,6 +82,8 @@ def embed_png(path: Path) -> str:
 
 def _format_cell(value: object, column: str) -> str:
     if isinstance(value, str):  # identifiers may break after "_" (family_<wbr>help)
+        if column == "engine":  # "stock-flow" on one line (a non-breaking hyphen)
+            value = value.replace("-", "\u2011")
         return html.escape(value).replace("_", "_<wbr>")
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -183,7 +185,7 @@ h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom
 table{border-collapse:collapse;font-size:.76em;margin:1em 0;width:100%;table-layout:auto}
 th,td{border:1px solid #ccc;padding:.25em .35em;vertical-align:top}
 td{overflow-wrap:break-word}th{background:#f3f3f3;font-weight:600;overflow-wrap:normal}
-td.c-engine{min-width:6.4em}td.c-scenario,td.c-compared-with{min-width:6em}
+td.c-scenario,td.c-compared-with{min-width:6em}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.text{min-width:5em}
 img{max-width:100%;height:auto;border:1px solid #eee}figure{margin:1.5em 0}
