@@ -26,6 +26,7 @@ from matplotlib.ticker import (  # noqa: E402
 
 from sim.datasets import LAST_DATA_YEAR, curated_value, load_observed  # noqa: E402
 from sim.results.compare import (  # noqa: E402
+    KINDS,
     ScenarioResult,
     column_title,
     find_baseline,
@@ -74,8 +75,11 @@ def reference_point(axis: plt.Axes, year: int, value: float, text: str) -> None:
 
 def scenario_colors(results: Sequence[ScenarioResult]) -> dict[str, str]:
     """One colour per scenario: computed once from every run of a report and passed to
-    each chart, so a scenario has the same colour in all of them."""
-    return {r.name: f"C{i % 10}" for i, r in enumerate(results)}
+    each chart, so a scenario has the same colour in all of them.  Policies take the
+    first colours; blue (the bands) and grey (the zero lines) come last."""
+    palette = [f"C{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9, 0, 7)]
+    ordered = sorted(results, key=lambda r: list(KINDS).index(r.kind))
+    return {r.name: palette[i % len(palette)] for i, r in enumerate(ordered)}
 
 
 def _line(axis: plt.Axes, result: ScenarioResult, name: str, scale: float = 1.0,
