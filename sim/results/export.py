@@ -131,9 +131,9 @@ def write_xlsx(results: Sequence[ScenarioResult], path: Path) -> Path:
     row("cicsim projection: children looked after in England", strong=True)
     row("Years end 31 March; stocks at 31 March, flows over the year.  Money in the unit "
         "shown (2021-22 prices unless 'cash').  Discrete-event runs: means over "
-        "replicates.  Values rounded: " + ", ".join(
-            f"{unit} to {places} decimals" for unit, places in DECIMALS)
-        + f", other units to {DEFAULT_DECIMALS}; the NetCDF files keep every digit.")
+        "replicates.  Decimal places by unit: " + ", ".join(
+            f"{unit} {places}" for unit, places in DECIMALS)
+        + f", other units {DEFAULT_DECIMALS} (the NetCDF files keep every digit).")
     row()
     row("Runs", strong=True)
     runs = run_rows(results)
@@ -164,7 +164,7 @@ def write_xlsx(results: Sequence[ScenarioResult], path: Path) -> Path:
     for name in names:
         table = variable_frame(results, name)
         sheet = book.create_sheet(sheets[name])
-        sheet.append([str(c) for c in table.columns])
+        sheet.append([c if isinstance(c, int) else str(c) for c in table.columns])
         for cell in sheet[1]:
             cell.font = bold
         for values in table.itertuples(index=False):
