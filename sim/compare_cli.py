@@ -174,13 +174,12 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     csv_path, pngs, table = run_sensitivity(scenario, baseline, Path(args.out_dir),
                                             year=args.year, quiet=args.quiet)
     if table.empty:
-        print(f"{scenario.name}: no lever has money, so only costs were varied; wrote "
-              f"{csv_path}")
-        return 0
-    top = table.iloc[0]
-    print(f"{scenario.name}: {len(table)} rows; widest swing on {top['metric']}: "
-          f"{top['parameter']} ({top['result_low']:,.0f} to {top['result_high']:,.0f}); "
-          f"wrote {csv_path} and {', '.join(str(p) for p in pngs)}")
+        print(f"{scenario.name}: no lever has money, so only costs were varied")
+    else:
+        top = table.iloc[0]
+        print(f"{scenario.name}: {len(table)} rows; widest swing on {top['metric']}: "
+              f"{top['parameter']} ({top['result_low']:,.0f} to {top['result_high']:,.0f})")
+    print(wrote_line([csv_path, *pngs]))
     return 0
 
 
@@ -188,8 +187,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.sweep)
-    summary, table = run_sweep(sweep, Path(args.out_dir), quiet=args.quiet)
-    print(f"sweep {sweep.name}: {len(table)} runs of {sweep.key}; wrote {summary}")
+    out_dir = Path(args.out_dir)
+    summary, table = run_sweep(sweep, out_dir, quiet=args.quiet)
+    print(f"sweep {sweep.name}: {len(table)} runs of {sweep.key}")
+    print(wrote_line([summary, out_dir / f"{sweep.name}.png",
+                      f"{len(table) + 1} runs (.nc, .csv) in {out_dir / sweep.name}"]))
     return 0
 
 

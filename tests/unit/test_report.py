@@ -172,7 +172,7 @@ def test_report_keeps_policies_variants_and_demos_apart(report_dir: Path) -> Non
     assert "des-run" not in policy.split("</table>")[0]  # the demo is not among policies
     assert "des-run" in demo.split("</table>")[0]
     assert "DES, 4 replicates" in demo  # the engine column
-    assert "stock-flow" in policy
+    assert "stock\u2011flow" in policy  # kept on one line by a non-breaking hyphen
     assert str(report_dir.parent) not in text  # no absolute local path anywhere
 
 
