@@ -158,9 +158,16 @@ def history_and_projection(results: Sequence[ScenarioResult], baseline: str,
         reference_point(axis, year, value, label)
     axis.set_title(title or "Published history and projections", fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
-                frameon=False)
-    return _save(figure, path)
+    return _legend_below(figure, axis, columns=3, path=path)
+
+
+def _legend_below(figure: Figure, axis: plt.Axes, columns: int, path: Path) -> Path:
+    """The legend under the plot, outside it (it can hide no line), then save."""
+    handles, labels = axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), columns),
+                  fontsize=7.5, frameon=False)
+    rows = -(-len(labels) // columns)
+    return _save(figure, path, rect=(0, min(0.036 * rows + 0.025, 0.4), 1, 1))
 
 
 def _bands(axis: plt.Axes, result: ScenarioResult,
@@ -243,11 +250,7 @@ def costs(results: Sequence[ScenarioResult], path: Path, title: str = "",
                          fontsize=10)
     if len(panels) == 2:
         axes[0][1].set_title("Cost by scenario, cash (x price index)", fontsize=10)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5),
-                  fontsize=7.5, frameon=False)
-    rows = -(-len(labels) // 5)
-    return _save(figure, path, rect=(0, 0.045 * rows + 0.02, 1, 1))
+    return _legend_below(figure, axes[0][0], columns=5, path=path)
 
 
 def fan_charts(results: Sequence[ScenarioResult], path: Path) -> Path | None:
