@@ -73,3 +73,21 @@ def test_run_saves_under_the_rule_and_lists_the_files(
     stem = Path(args[1]) if args else Path("outputs") / "baseline.nc"
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         f"wrote {stem}, {stem.with_suffix('.csv')}")
+
+
+def test_every_shipped_scenario_says_what_it_is() -> None:
+    """The report's sections come from ``kind``: policies (and their do-nothing), the
+    modelling variants and the demonstration.  ``review-full.toml`` inherits "policy"
+    from baseline.toml (its bytes are fingerprinted by the review-assumptions layer)."""
+    from sim.scenarios.loader import load_scenario
+
+    kinds = {path.stem: load_scenario(path).config["kind"]
+             for path in sorted((ROOT / "scenarios").glob("*.toml"))}
+    assert {n for n, k in kinds.items() if k == "demo"} == {"capacity-example"}
+    assert {n for n, k in kinds.items() if k == "variant"} == {
+        "uncalibrated", "uasc-high", "uasc-low", "review-assumptions-baseline",
+        "review-assumptions-full", "review-assumptions-delayed"}
+    assert {n for n, k in kinds.items() if k == "policy"} == {
+        "baseline", "stable-homes", "review-full", "review-delayed", "policy-as-enacted"}
+    with pytest.raises(InputError, match="kind"):
+        load_scenario(BASELINE, ["kind=policies"])
