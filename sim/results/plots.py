@@ -337,6 +337,7 @@ def sweep_chart(summary_csv: Path, path: Path) -> Path:
     right.set_ylabel("net saving vs baseline, £m discounted", color="tab:red")
     left.yaxis.set_major_formatter(THOUSANDS)
     right.yaxis.set_major_formatter(THOUSANDS)
+    left.xaxis.set_major_formatter(StrMethodFormatter("{x:,g}"))
     left.set_title(f"Sweep: {label}", fontsize=10)
     left.grid(alpha=0.3)
     return _save(figure, path)
