@@ -70,7 +70,7 @@ lint: $(STAMP)
 # (a runnable layer), its uncertainty and outputs/calibration/; the review-target variant
 # writes outputs/calibration_review/.  Backtests re-calibrate from earlier base years.
 # One BLAS thread: the engine's matrices are small, and threads only contend.
-.PHONY: calibrate backtest
+.PHONY: calibrate backtest backtest-areas
 
 calibrate: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim calibrate --scenario scenarios/uncalibrated.toml --out scenarios/layers/calibrated.toml \
@@ -86,6 +86,12 @@ calibrate: $(STAMP)
 backtest: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim backtest --origins 2014:2020 --horizon 3 \
 		--out-dir outputs/backtest --layer scenarios/layers/forecast.toml
+
+# Rolling-origin backtest by local authority (docs/areas.md): shrinkage vs own rates vs
+# England's rates for everyone, scored on each authority's published stock.
+backtest-areas: $(STAMP)
+	$(ONE_THREAD) $(PY) -m sim backtest-areas --origins 2016:2020 --horizon 2 \
+		--out-dir outputs/backtest-areas
 
 clean:
 	rm -f outputs/*.nc outputs/*.csv outputs/*.png outputs/*.html outputs/*.md

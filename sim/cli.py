@@ -16,13 +16,15 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from sim.errors import InputError
+from sim.errors import InputError, shown
 from sim.progress import wrote_line
 
 EXTENSIONS = (
     "sim.calibration.cli",
+    "sim.calibration.area_backtest",
     "sim.compare_cli",
     "sim.solve",
+    "sim.ssda903_cli",
 )
 
 
@@ -30,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are bad input (exit 2, one line)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}")
+        raise InputError(f"{self.prog}: {shown(message, 300)}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -38,12 +40,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
+    if args.out is not None:  # a bad path is reported as such, before the name rule
+        from sim.results.paths import check_output_path
+
+        check_output_path(args.out)
     name = run_name(args.name, args.out)
     if name is not None and name != scenario.name:  # recorded as a --set layer
         scenario = load_scenario(args.scenario, [*args.set, f"name={name!r}"])
-    ds, nc_path, csv_path = run_to_file(
-        scenario, out=args.out, engine=args.engine, replicates=args.replicates,
-        seed=args.seed, progress=not args.quiet, workers=args.workers)
+    options = dict(engine=args.engine, replicates=args.replicates, seed=args.seed,
+                   progress=not args.quiet, workers=args.workers)
+    if args.ssda903:  # an authority's own extract (docs/ssda903.md)
+        from sim.ssda903_cli import run_with_extract
+
+        ds, nc_path, csv_path = run_with_extract(scenario, args.ssda903, out=args.out,
+                                                 population=args.ssda903_population,
+                                                 **options)
+    else:
+        if args.ssda903_population is not None:
+            raise InputError("--ssda903-population: needs --ssda903 DIR")
+        ds, nc_path, csv_path = run_to_file(scenario, out=args.out, **options)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     written = [nc_path, csv_path]
@@ -136,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--ssda903", metavar="DIR", default=None,
+                     help="estimate the rates from an authority's SSDA903 header and "
+                          "episodes files in DIR (docs/ssda903.md)")
+    run.add_argument("--ssda903-population", type=float, default=None, metavar="N",
+                     help="the authority's population aged 0-17 (default: scaled from "
+                          "England's by the extract's stock)")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a scenario file without running it")
@@ -173,6 +194,21 @@ def one_blas_thread() -> None:
         os.environ.setdefault(variable, "1")
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader has gone (``cicsim params | head``), and
+    Python's own flush at exit would otherwise print a BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file
+        pass
+
+
+# Exit status when the reader of our output went away: what a shell reports for a
+# process ended by SIGPIPE (128 + 13), as `yes | head` does.
+BROKEN_PIPE_EXIT = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     one_blas_thread()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -182,18 +218,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(parser.format_help(), end="", file=sys.stderr)
             return 2
         args = parser.parse_args(argv)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, quietly
+        return code
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE_EXIT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if os.environ.get("CICSIM_DEBUG"):
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (set CICSIM_DEBUG=1 for the "
-              "traceback)", file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {shown(str(exc), 200)} (set "
+              "CICSIM_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 

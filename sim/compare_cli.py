@@ -147,15 +147,16 @@ def _figures(results: Any, baseline: str, out: Path, sensitivity_paths: list[Pat
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from sim.results.compare import load_results
-    from sim.results.export import check_target, write_csv_wide, write_xlsx
+    from sim.results.export import write_csv_wide, write_xlsx
+    from sim.results.paths import check_output_path
 
-    if not args.xlsx and not args.csv_wide:
+    if args.xlsx is None and args.csv_wide is None:
         raise InputError("export: say what to write: --xlsx FILE and/or --csv-wide FILE")
     # Read and check everything before writing anything.
-    targets = [(check_target(Path(args.xlsx), ".xlsx", "--xlsx"), write_xlsx)
-               if args.xlsx else None,
-               (check_target(Path(args.csv_wide), ".csv", "--csv-wide"), write_csv_wide)
-               if args.csv_wide else None]
+    targets = [(check_output_path(args.xlsx, key="--xlsx", suffixes=(".xlsx",)), write_xlsx)
+               if args.xlsx is not None else None,
+               (check_output_path(args.csv_wide, key="--csv-wide", suffixes=(".csv",)),
+                write_csv_wide) if args.csv_wide is not None else None]
     results = load_results(args.results)
     written = [write(results, path) for path, write in filter(None, targets)]
     print(f"exported {len(results)} runs")

@@ -23,7 +23,8 @@ from sim.reinvestment import reinvested_paths, with_reinvestment
 from sim.results.bands import add_bands
 from sim.results.costs import add_costs
 from sim.results.io import write_results
-from sim.scenarios.loader import Scenario, freeze
+from sim.results.paths import check_output_path
+from sim.scenarios.loader import Scenario, check_key, freeze
 
 BASE_YEAR_NOTE = ("base-year stock is the published 31 March figure; base-year flows are "
                   "the model's annualised rates at that state")
@@ -58,6 +59,10 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
     if replicates is not None or seed is not None:  # a variant: the scenario stays as it is
+        if replicates is not None:
+            check_key("--replicates", "run.replicates", replicates)
+        if seed is not None:
+            check_key("--seed", "run.seed", seed)
         changed = copy.deepcopy(scenario.config)
         if replicates is not None:
             changed["run"]["replicates"] = replicates
@@ -100,8 +105,11 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
 
 def run_to_file(scenario: Scenario, out: str | Path | None = None,
                 **kwargs: Any) -> tuple[xr.Dataset, Path, Path]:
-    """Simulate then write ``outputs/<scenario>.nc`` (+ .csv) atomically."""
+    """Simulate then write ``outputs/<scenario>.nc`` (+ .csv) atomically.  Where it
+    will write is checked first, so a bad ``out`` costs no simulation."""
+    out_path = check_output_path(out if out is not None
+                                 else Path("outputs") / f"{scenario.name}.nc")
+    check_output_path(out_path.with_suffix(".csv"), suffixes=(".csv",))
     ds = simulate(scenario, **kwargs)
-    out_path = Path(out) if out is not None else Path("outputs") / f"{scenario.name}.nc"
     nc_path, csv_path = write_results(ds, out_path)
     return ds, nc_path, csv_path

@@ -80,13 +80,12 @@ ESTIMATION_KEYS: tuple[tuple[str, ...], ...] = (
     ("uasc", "exit_rate_per_year"),
     ("uasc", "arrivals_by_year"),  # year_rates reads the base year's entry
     ("trends",),  # window and slopes directly; year_rates reads the rest
-    ("rates",),  # year_rates: the multipliers shape the base-year equilibrium
 )
-# Read, but cannot change the result: levers are neutral up to the base year
-# (sim.model.levers.lever_effects; their checks already ran when the scenario loaded),
-# and the name only labels error messages.  Leaving them out lets every policy scenario
-# share its baseline's entry.
-NEUTRAL_KEYS: tuple[tuple[str, ...], ...] = (("levers",), ("name",))
+# Cannot change the result: the estimation sees [rates] multipliers of 1 and no levers
+# (sim.model.rates.base_year_config: a scenario acts from the first projection year
+# on), and the name only labels error messages.  Leaving them out lets every policy
+# and multiplier scenario share its baseline's entry.
+NEUTRAL_KEYS: tuple[tuple[str, ...], ...] = (("rates",), ("levers",), ("name",))
 
 _ABSENT = "<absent>"
 
@@ -145,14 +144,15 @@ def _entry_path(key: str) -> Path:
     return cache_dir() / f"{key}{SUFFIX}"
 
 
-def _encode(key: str, params: ModelParameters) -> bytes:
+def _encode(key: str, params: object) -> bytes:
     payload = pickle.dumps(params, protocol=pickle.HIGHEST_PROTOCOL)
     header = MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode()
     return header + b"\n" + payload
 
 
-def _decode(key: str, blob: bytes) -> ModelParameters | None:
-    """The entry's parameters, or None unless header, key, digest and type all agree."""
+def _decode(key: str, blob: bytes, kind: type = ModelParameters) -> Any:
+    """The entry's parameters, or None unless header, key, digest and type all agree
+    (``kind``: the type expected; sim.estimation.areas caches a set of areas')."""
     prefix = MAGIC + key.encode() + b"\n"
     if not blob.startswith(prefix):
         return None
@@ -160,14 +160,14 @@ def _decode(key: str, blob: bytes) -> ModelParameters | None:
     if not newline or hashlib.sha256(payload).hexdigest().encode() != digest:
         return None
     params = pickle.loads(payload)  # noqa: S301 - local, content-addressed (docstring)
-    return params if isinstance(params, ModelParameters) else None
+    return params if isinstance(params, kind) else None
 
 
-def load(key: str) -> ModelParameters | None:
+def load(key: str, kind: type = ModelParameters) -> Any:
     """The cached parameters for ``key``, or None (missing, unreadable or corrupt)."""
     path = _entry_path(key)
     try:
-        params = _decode(key, path.read_bytes())
+        params = _decode(key, path.read_bytes(), kind)
     except Exception:  # noqa: BLE001 - any bad entry is a miss, never an error
         return None
     if params is not None:
@@ -176,7 +176,7 @@ def load(key: str) -> ModelParameters | None:
     return params
 
 
-def store(key: str, params: ModelParameters) -> bool:
+def store(key: str, params: object) -> bool:
     """Write the entry atomically; False (and nothing left behind) if it cannot be."""
     directory = cache_dir()
     tmp: str | None = None

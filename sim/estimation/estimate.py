@@ -34,6 +34,7 @@ from sim.datasets import Observed, curated_value, load_observed
 from sim.estimation.options import UASC_ARRIVALS_METHODS
 from sim.model import spec
 from sim.model.parameters import Array, ModelParameters
+from sim.model.rates import base_year_config
 
 BANDS = spec.AGE_BAND_NAMES
 ROUTES = spec.EXIT_ROUTES
@@ -413,6 +414,7 @@ def estimate_parameters(config: dict[str, Any], observed: Observed | None = None
     # imports the model package.
     from sim.engines import stockflow
 
+    config = base_year_config(config)
     year = config["run"]["base_year"]
     obs = observed if observed is not None else load_observed(year, data_dir)
     sources: dict[str, str] = {}

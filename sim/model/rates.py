@@ -7,6 +7,7 @@ engine asks :func:`year_rates` and never computes a rate itself.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,8 +128,43 @@ _HAZARD_ROUTES = tuple(r for r in flows.EXIT_ROUTE_DECLS if r.hazard)
 ROUTE_TREND_KEYS: tuple[str, ...] = tuple(r.trend_key for r in _HAZARD_ROUTES)
 
 
+# Every [rates] multiplier key (the schema declares their ranges): the CIN and entry
+# hazards, one per exit route (declared with the route in sim/model/flows.py), re-entry.
+MULTIPLIER_KEYS: tuple[str, ...] = ("entry_multiplier", "referral_multiplier",
+                                    "cin_closure_multiplier",
+                                    *(r.multiplier_key for r in _HAZARD_ROUTES),
+                                    "reentry_multiplier")
+NEUTRAL_MULTIPLIERS: dict[str, float] = {key: 1.0 for key in MULTIPLIER_KEYS}
+
+
+def multipliers_in(config: dict[str, Any], params: ModelParameters,
+                   year: int) -> dict[str, float]:
+    """The scenario's ``[rates]`` multipliers in ``year``: from the first projection
+    year on, and neutral in and before the base year, like the levers
+    (:func:`sim.model.levers.lever_effects`).
+
+    Why: the base year is history.  Its rates are fitted to the published data and its
+    record is the data's year; a scenario's multipliers are a change *from* it.  Applied
+    to the base year, ``entry_multiplier = 0`` or ``10`` made the fit impossible, and a
+    reunification multiplier changed the base-year starts it had itself been fitted to
+    (issue 13: "starts avoided" in 2022)."""
+    return config["rates"] if year > params.base_year else NEUTRAL_MULTIPLIERS
+
+
+def base_year_config(config: dict[str, Any]) -> Any:
+    """``config`` as the estimation sees it: ``[rates]`` multipliers 1 and no levers.
+
+    Why: the base year is fitted to the data alone; a scenario's multipliers and levers
+    act from the first projection year (:func:`multipliers_in`,
+    :func:`sim.model.levers.lever_effects`), so no scenario can move the base-year
+    estimate, and every scenario shares its baseline's (and its cache entry).  A
+    read-through overlay, not a copy: the scenario's other keys are read where they
+    are, as before."""
+    return ChainMap({"rates": dict(NEUTRAL_MULTIPLIERS), "levers": {}}, config)
+
+
 def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> YearRates:
-    multipliers = config["rates"]
+    multipliers = multipliers_in(config, params, year)
     effects = lever_effects(config, params, year)
 
     trends = config["trends"]
@@ -209,10 +245,14 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
     years are computed once per year and every hazard is one array expression over
     years, with the same floating-point operations in the same order, so the values
     equal :func:`year_rates`'s exactly (tests/verification/test_fast_paths.py)."""
-    multipliers, trends = config["rates"], config["trends"]
+    trends = config["trends"]
     change_year = trends["trend_change_year"]
     levers = resolve_levers(config, where=f"scenario '{config.get('name', '?')}'")
     effects = [lever_effects(config, params, y, levers) for y in years]
+    by_year = [multipliers_in(config, params, y) for y in years]
+
+    def multiplier(key: str) -> Array:
+        return np.array([m[key] for m in by_year])
     since = [_years_since_base(params, y) for y in years]
     totals = {hazard: np.array([effective_years(s, trends, hazard) for s in since])
               for hazard in ("entry", "exit")}
@@ -232,8 +272,8 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
                             trends["entry_trend_change_per_year"])[:, None]
                  + band_slopes[None, :] * entry_total[:, None])
     entry_trend = bounded(entry_log, trends)  # (years, bands)
-    entry_scale = np.array([multipliers["entry_multiplier"] * e.entry_multiplier
-                            for e in effects])
+    entry_scale = np.array([m["entry_multiplier"] * e.entry_multiplier
+                            for m, e in zip(by_year, effects, strict=True)])
     entry = params.entry_rate_per_year * entry_trend * entry_scale[:, None]
 
     exit_total = totals["exit"]
@@ -243,8 +283,8 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
     route_trend = bounded(exit_log[:, None] + route_slopes[None, :] * exit_total[:, None],
                           trends)
     route_multiplier = np.array([[
-        multipliers[r.multiplier_key] * (getattr(e, r.lever) if r.lever else 1.0)
-        for r in _HAZARD_ROUTES] for e in effects]) * route_trend
+        m[r.multiplier_key] * (getattr(e, r.lever) if r.lever else 1.0)
+        for r in _HAZARD_ROUTES] for m, e in zip(by_year, effects, strict=True)]) * route_trend
     n_years, n_streams = len(years), len(spec.STREAMS)
     exit_rate = np.zeros((n_years, n_streams, len(spec.AGE_BANDS), len(spec.CARE_STAGES),
                           len(spec.EXIT_ROUTES)))
@@ -258,7 +298,7 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
     stage_progress = np.array([0.0 if np.isinf(m) else 1.0 / m
                                for m in spec.CARE_STAGE_MEAN_YEARS])
     home_rate = 1.0 / np.array(spec.HOME_STAGE_MEAN_YEARS)
-    reentry = ((params.reentry_rate_per_year * multipliers["reentry_multiplier"])[None]
+    reentry = ((params.reentry_rate_per_year[None] * multiplier("reentry_multiplier")[:, None])
                * np.array([e.reentry_multiplier for e in effects])[:, None])
     mixes = []
     for e in effects:
@@ -280,10 +320,10 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
     sources = np.stack([np.repeat(population / months, months, axis=1),
                         np.repeat(uasc / months, months, axis=1)], axis=-1)
     return {
-        "referral_rate": np.full(n_years, params.referral_rate_per_child_year
-                                 * multipliers["referral_multiplier"]),
-        "cin_closure_rate": np.full(n_years, params.cin_closure_rate_per_year
-                                    * multipliers["cin_closure_multiplier"]),
+        "referral_rate": (params.referral_rate_per_child_year
+                          * multiplier("referral_multiplier")),
+        "cin_closure_rate": (params.cin_closure_rate_per_year
+                             * multiplier("cin_closure_multiplier")),
         "entry_rate": entry,
         "birth_entry_share": np.minimum(params.birth_entry_share * entry_trend[:, 0]
                                         * entry_scale, 1.0),

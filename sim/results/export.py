@@ -24,7 +24,6 @@ from pathlib import Path
 import pandas as pd
 
 from sim.engines.schema import VARIABLES
-from sim.errors import InputError
 from sim.results.compare import ScenarioResult, mean_over_replicates
 from sim.results.precision import DECIMALS, DEFAULT_DECIMALS, rounded
 
@@ -195,19 +194,4 @@ def _save_atomically(path: Path, save: object) -> Path:
     finally:
         if os.path.exists(name):
             os.unlink(name)
-    return path
-
-
-def check_target(path: Path, suffix: str, option: str) -> Path:
-    """An export path must have the suffix its format writes and a usable folder."""
-    if path.suffix.lower() != suffix:
-        raise InputError(f"{option} {path}: must end in {suffix} (the file is written in "
-                         f"that format)")
-    if path.exists() and path.is_dir():
-        raise InputError(f"{option} {path}: is a folder, not a file")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"{option} {path}: {parent} is not a folder")
     return path

@@ -79,8 +79,8 @@ def test_wide_csv(runs: list[Path], tmp_path: Path,
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--xlsx", "x.nc"], "--xlsx {tmp}/x.nc: must end in .xlsx"),
-    (["--csv-wide", "x.xlsx"], "--csv-wide {tmp}/x.xlsx: must end in .csv"),
+    (["--xlsx", "x.nc"], "--xlsx '{tmp}/x.nc': this command cannot write '.nc' files"),
+    (["--csv-wide", "x.xlsx"], "--csv-wide '{tmp}/x.xlsx': this command cannot write"),
     ([], "export: say what to write"),
 ])
 def test_bad_export_targets_write_nothing(runs: list[Path], tmp_path: Path,

@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("results", ("sim.results",)),
     ("workflows", ("sim.scenarios", "sim.calibration", "sim.sweep", "sim.sensitivity",
                    "sim.solve", "sim.reinvestment", "sim.reconciliation", "sim.run")),
-    ("cli", ("sim.cli", "sim.__main__", "sim.compare_cli", "sim.calibration.cli")),
+    ("cli", ("sim.cli", "sim.__main__", "sim.compare_cli", "sim.calibration.cli",
+             "sim.ssda903_cli")),
 )
 
 

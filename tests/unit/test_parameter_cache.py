@@ -105,7 +105,6 @@ def test_cache_off_bypasses(cache_dir: Path, counting: _Counting,
     ("uasc.exit_rate_per_year", 0.11),
     ("trends.window_years", 6),
     ("trends.floor", 0.25),
-    ("rates.entry_multiplier", 0.9),
 ])
 def test_relevant_key_misses(cache_dir: Path, counting: _Counting,
                              baseline_scenario: Scenario, key: str, value: Any) -> None:
@@ -125,6 +124,9 @@ def test_relevant_key_misses(cache_dir: Path, counting: _Counting,
     ("run.replicates", 20),
     ("name", "another"),
     ("description", "another"),
+    # multipliers act from the first projection year: the base year never sees them
+    ("rates.entry_multiplier", 0.9),
+    ("rates.reunification_multiplier", 2.0),
 ])
 def test_irrelevant_key_hits(cache_dir: Path, counting: _Counting,
                              baseline_scenario: Scenario, key: str, value: Any) -> None:
@@ -279,11 +281,13 @@ def test_estimation_reads_only_keyed_or_neutral_keys(
         baseline_scenario: Scenario, baseline_params: ModelParameters) -> None:
     """Record every key the real estimation reads: each must be in the cache key
     (ESTIMATION_KEYS) or be one of the NEUTRAL_KEYS, and the neutral ones must indeed
-    not change the estimate (baseline with a policy scenario's levers added)."""
+    not change the estimate (baseline with a policy scenario's levers added and every
+    [rates] multiplier at a documented bound: the base year is fitted to data alone)."""
     policy = load_scenario("scenarios/review-full.toml")
     assert policy.config["levers"], "review-full should configure levers"
     config = copy.deepcopy(baseline_scenario.config)
     config["levers"] = copy.deepcopy(policy.config["levers"])
+    config["rates"] = {key: (0.0, 10.0)[i % 2] for i, key in enumerate(config["rates"])}
     config["name"] = "renamed"
     reads: set[tuple[str, ...]] = set()
     params = estimate_parameters(_Recorder(config, reads))

@@ -199,7 +199,7 @@ def test_birth_entry_share_is_capped_at_one(small_params: ModelParameters,
                                             small_config: dict) -> None:
     params = replace(small_params, birth_entry_share=0.05)
     config = _with(small_config, "rates", entry_multiplier=50.0)
-    assert year_rates(params, config, params.base_year).birth_entry_share == 1.0
+    assert year_rates(params, config, params.base_year + 1).birth_entry_share == 1.0
 
 
 # --- UASC, population, stages ----------------------------------------------------------
