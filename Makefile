@@ -24,6 +24,7 @@ run: $(OUTPUTS) $(AREA_OUTPUTS) outputs/report.html
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "==> installing cicsim and its dependencies into $(VENV) (once; about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
@@ -31,19 +32,24 @@ $(STAMP): pyproject.toml
 
 # Every scenario depends on all scenario files (they extend each other) and the code.
 outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
+	@echo "==> scenario $< -> $@"
 	$(ONE_THREAD) $(PY) -m sim run $< --out $@ --quiet
 
 outputs/%-pathfinders.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
-	$(ONE_THREAD) $(PY) -m sim run $< --area pathfinders --out $@ --quiet
+	@echo "==> scenario $< by area (pathfinders) -> $@"
+	$(ONE_THREAD) $(PY) -m sim run $< --area pathfinders --name $* --out $@ --quiet
 
 outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+	@echo "==> sweep $< (one run per value)"
 	$(ONE_THREAD) $(PY) -m sim sweep $< --out-dir outputs/sweeps --quiet
 
 outputs/sensitivity/%.csv: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+	@echo "==> sensitivity of $< (each assumption at both ends of its range)"
 	$(ONE_THREAD) $(PY) -m sim sensitivity $< --out-dir outputs/sensitivity --quiet
 
 # Comparison table, charts and the self-contained report (cicsim compare).
 outputs/report.html: $(OUTPUTS) $(AREA_OUTPUTS) $(SWEEP_SUMMARIES) $(SENSITIVITY)
+	@echo "==> comparison table, charts and report (outputs/report.html)"
 	$(ONE_THREAD) $(PY) -m sim compare $(OUTPUTS) $(AREA_OUTPUTS) --out outputs \
 		$(addprefix --sensitivity ,$(SENSITIVITY)) $(addprefix --sweep ,$(SWEEP_SUMMARIES))
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from sim.errors import InputError, shown
+from sim.progress import wrote_line
 
 EXTENSIONS = (
     "sim.calibration.cli",
@@ -37,6 +40,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
+    if args.out is not None:  # a bad path is reported as such, before the name rule
+        from sim.results.paths import check_output_path
+
+        check_output_path(args.out)
+    name = run_name(args.name, args.out)
+    if name is not None and name != scenario.name:  # recorded as a --set layer
+        scenario = load_scenario(args.scenario, [*args.set, f"name={name!r}"])
     options = dict(engine=args.engine, replicates=args.replicates, seed=args.seed,
                    progress=not args.quiet, workers=args.workers)
     if args.ssda903:  # an authority's own extract (docs/ssda903.md)
@@ -54,10 +64,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                             **options)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
+    written = [nc_path, csv_path]
     if args.quantiles and "replicate" in ds.dims:
         from sim.results.summary import write_quantiles
 
-        write_quantiles(ds, nc_path)
+        written += write_quantiles(ds, nc_path)
     last = int(ds.year[-1])
     where = ""
     if "area" in ds.dims:
@@ -67,9 +78,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ds = area_total(ds)
     value = ds["looked_after"].sel(year=last)
     value = float(value.mean()) if "replicate" in value.dims else float(value)
-    print(f"{scenario.name}: looked after{where} in {last} = {value:,.0f}; wrote {nc_path} "
-          f"and {csv_path} ({ds.attrs['wall_time_s']:.2f} s)")
+    print(f"{scenario.name}: looked after{where} in {last} = {value:,.0f} "
+          f"({ds.attrs['wall_time_s']:.2f} s)")
+    print(wrote_line(written))
     return 0
+
+
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def run_name(name: str | None, out: str | None) -> str | None:
+    """The scenario name a run is saved under, by ONE rule: ``--name`` if given, else
+    the stem of ``--out`` if given (``--out outputs/fewer-entries.nc`` names the run
+    ``fewer-entries``), else the scenario's own name (None here).
+
+    Why: ``compare`` tells runs apart by name, so a variant written to its own file
+    must not keep the name of the scenario it came from."""
+    chosen = name if name is not None else (Path(out).stem if out else None)
+    if chosen is not None and not NAME_CHARACTERS.fullmatch(chosen):
+        where = "--name" if name is not None else f"--out {out}"
+        raise InputError(f"{where}: scenario name {chosen!r} must be letters, digits, '.', "
+                         "'_' or '-', starting with a letter or digit")
+    return chosen
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -109,11 +139,16 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cicsim", description="Children in care in England: "
                      "projections under funding scenarios")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                title="commands", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a scenario and write outputs/<name>.nc + .csv")
     run.add_argument("scenario", help="scenario TOML file")
-    run.add_argument("--out", help="output NetCDF path (default outputs/<name>.nc)")
+    run.add_argument("--out", help="output NetCDF path (default outputs/<name>.nc); "
+                     "without --name its stem becomes the scenario name")
+    run.add_argument("--name", default=None,
+                     help="scenario name saved in the run (default: the --out stem, else "
+                     "the scenario's own); compare and the report show runs by name")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario key, e.g. --set run.end_year=2035")
     run.add_argument("--engine", choices=["stockflow", "des"], default=None)
@@ -189,8 +224,13 @@ BROKEN_PIPE_EXIT = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     one_blas_thread()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not argv:  # no command: the usage and every command with what it does
+            print(parser.format_help(), end="", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)
         code = int(args.func(args))
         sys.stdout.flush()  # inside the try: a closed pipe is reported here, quietly
         return code

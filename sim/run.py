@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from sim.errors import InputError
 from sim.estimation.cache import cached_parameters
 from sim.model.levers import area_selectors, eligible_pool, selectors_in, with_lever_areas
 from sim.model.parameters import ModelParameters
+from sim.progress import callback as progress_callback
 from sim.provenance import provenance_attrs
 from sim.reinvestment import reinvested_paths, with_reinvestment
 from sim.results.areas import AREA_DIM, ENGLAND_SUM_CODE, add_england_sum
@@ -40,11 +40,10 @@ AREA_NOTE = ("area run: each authority's parameters estimated from its own serie
              "in proportion to base-year placement + CIN cost (docs/areas-runs.md)")
 
 
-def stderr_progress(label: str) -> stockflow.ProgressCallback:
-    """Progress lines on stderr (one per step), so long runs show they are alive."""
-    def report(done: int, total: int) -> None:
-        print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
-    return report
+def stderr_progress(label: str) -> stockflow.ProgressCallback | None:
+    """A progress bar with ETA on stderr (:mod:`sim.progress`), so long runs show they
+    are alive; None when stderr is not a terminal (make, CI, a pipe: nothing extra)."""
+    return progress_callback(label, unit="replicate")
 
 
 def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dataset:

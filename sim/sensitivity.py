@@ -21,7 +21,6 @@ them.  Always the stock-flow engine: deterministic expectations, no sampling noi
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from sim.model.costs import CASH_ONLY_KEYS, COST_PARAMETERS
 from sim.model.lever_parameters import LEVER_PARAMETERS
 from sim.model.levers import ResolvedLever, resolve_levers
 from sim.model.parameters import ModelParameters
+from sim.progress import bar as progress_bar
 from sim.reinvestment import reinvesting
 from sim.results.compare import common_period, cumulative_cost, from_dataset, value_in
 from sim.results.costs import add_costs
@@ -204,10 +204,19 @@ def run_sensitivity(scenario: Scenario, baseline: Scenario, out_dir: Path, year:
     """Write ``<out_dir>/<scenario>.csv`` and its tornado PNGs."""
     from sim.results.report import atomic_write_text
 
-    def report(key: str) -> None:
-        print(f"sensitivity {scenario.name}: {key}", file=sys.stderr, flush=True)
+    total = len(lever_assumptions(scenario.config) + cost_assumptions(scenario.config))
+    started: list[str] = []
 
-    table = one_at_a_time(scenario, baseline, year, progress=None if quiet else report)
+    with progress_bar(total, f"sensitivity {scenario.name}", quiet=quiet,
+                      unit="assumption") as bar:
+        def report(key: str) -> None:  # called as each assumption starts
+            if started:
+                bar.update(1)
+            started.append(key)
+            bar.set_postfix_str(key)
+
+        table = one_at_a_time(scenario, baseline, year, progress=report)
+        bar.update(1 if started else 0)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"{scenario.name}.csv"
     atomic_write_text(csv_path, table.to_csv(index=False))

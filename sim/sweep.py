@@ -23,7 +23,6 @@ summary ``<out>/<name>.csv`` (a comparison-table row per value) and ``<out>/<nam
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import pandas as pd
 from sim.errors import InputError
 from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
+from sim.progress import bar as progress_bar
 from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
 from sim.run import run_to_file
 from sim.scenarios.loader import Scenario, load_scenario, read_toml, toml_value
@@ -152,12 +152,14 @@ def run_sweep(sweep: Sweep, out_dir: Path, quiet: bool = False) -> tuple[Path, p
     if sweep.key.startswith(_ESTIMATION_FREE):
         shared = cached_parameters(sweep.runs[0][1].config)
     results = [from_dataset(baseline_ds)]
-    for index, (value, scenario) in enumerate(sweep.runs, start=1):
-        ds, _, _ = run_to_file(scenario, out=run_dir / f"{scenario.name}.nc", params=shared)
-        results.append(from_dataset(ds))
-        if not quiet:
-            print(f"sweep {sweep.name}: {index}/{len(sweep.runs)} ({sweep.key} = {value:g})",
-                  file=sys.stderr, flush=True)
+    with progress_bar(len(sweep.runs), f"sweep {sweep.name}", quiet=quiet,
+                      unit="run") as bar:
+        for value, scenario in sweep.runs:
+            bar.set_postfix_str(f"{sweep.key} = {value:g}")
+            ds, _, _ = run_to_file(scenario, out=run_dir / f"{scenario.name}.nc",
+                                   params=shared)
+            results.append(from_dataset(ds))
+            bar.update(1)
     # the usual table years, within the runs (a short sweep still gets a last year)
     end = min(int(r.ds["year"].values[-1]) for r in results)
     years = [y for y in DEFAULT_YEARS if y < end] + [end]

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from sim.calibration.targets import DEFAULT_TARGETS
+from sim.progress import bar as progress_bar
+from sim.progress import wrote_line
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -19,8 +21,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from sim.calibration.layer import write_layer
     from sim.calibration.report import write_report
 
-    result = calibrate(args.scenario, args.targets, base_year=args.base_year,
-                       data_dir=args.data_dir)
+    with progress_bar(None, "calibration", quiet=args.quiet, unit="evaluation") as bar:
+        result = calibrate(args.scenario, args.targets, base_year=args.base_year,
+                           data_dir=args.data_dir, progress=bar.update)
     layer, uncertainty = write_layer(result, args.out, name=args.name)
     paths = write_report(result, args.report_dir, layer_path=layer)
     mape = {e.target.name: e.mape() for e in result.evaluations}
@@ -35,7 +38,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     skipped = [f"{e.target.name} ({e.skipped})" for e in result.evaluations if e.skipped]
     if skipped:
         print("skipped targets: " + "; ".join(skipped))
-    print(f"wrote {layer}, {uncertainty}, {paths['report']} and plots in {args.report_dir}")
+    print(wrote_line([layer, uncertainty, paths["report"], f"plots in {args.report_dir}"]))
     return 0
 
 
@@ -54,7 +57,6 @@ def parse_origins(text: str) -> list[int]:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    import sys
 
     from sim.calibration.backtest import (
         HEADLINE,
@@ -77,12 +79,15 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         raise InputError(f"backtest: --origins {args.origins!r} names no year")
     methods = args.methods.split(",") if args.methods else list(METHODS)
 
-    def progress(result: object) -> None:
-        print(f"backtest: origin {result.origin} done", file=sys.stderr,
-              flush=True)
+    bar = progress_bar(len(origins), "backtest origins", quiet=args.quiet, unit="origin")
 
-    results = run_backtests(origins, args.horizon, args.targets, args.scenario,
-                            data_dir=args.data_dir, methods=methods, progress=progress)
+    def progress(result: object) -> None:
+        bar.set_postfix_str(f"origin {result.origin} done")  # type: ignore[attr-defined]
+        bar.update(1)
+
+    with bar:
+        results = run_backtests(origins, args.horizon, args.targets, args.scenario,
+                                data_dir=args.data_dir, methods=methods, progress=progress)
     rows = all_rows(results)
     default = choose_default(rows, list(range(1, args.horizon + 1)))
     shown = [m for m in dict.fromkeys((default, *SHOWN)) if m in methods]
@@ -98,8 +103,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         slopes = base_year_slopes(default, args.scenario, args.data_dir)
         layer = write_forecast_layer(rows, default, args.horizon, origins, args.layer,
                                      slopes)
-        print(f"wrote {layer}")
-    print(f"wrote {paths['report']}, {paths['csv']}, {paths['png']} and {paths['fans']}")
+    written = [paths["report"], paths["csv"], paths["png"], paths["fans"]]
+    print(wrote_line([layer, *written] if args.layer else written))
     return 0
 
 
@@ -123,6 +128,7 @@ def register(subparsers: Any) -> None:
     calibrate.add_argument("--report-dir", default="outputs/calibration",
                            help="folder for report.md, fit.csv and PNGs")
     calibrate.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
     calibrate.set_defaults(func=_cmd_calibrate)
 
     backtest = subparsers.add_parser(
@@ -144,4 +150,5 @@ def register(subparsers: Any) -> None:
                           help="also write the forecast layer (chosen treatment and band "
                           "scales) here, e.g. scenarios/layers/forecast.toml")
     backtest.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    backtest.add_argument("--quiet", action="store_true", help="no progress bar")
     backtest.set_defaults(func=_cmd_backtest)

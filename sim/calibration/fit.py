@@ -16,6 +16,7 @@ bound on the real uncertainty (docs/calibration.md).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,13 +78,22 @@ def covariance_from_jacobian(jacobian: Array, cost: float, n_points: int) -> tup
     return covariance * dispersion, dispersion
 
 
-def fit(problem: CalibrationProblem) -> CalibrationResult:
-    """Run the bounded least-squares fit and collect the result."""
+def fit(problem: CalibrationProblem,
+        progress: Callable[[], None] | None = None) -> CalibrationResult:
+    """Run the bounded least-squares fit and collect the result; ``progress()`` is
+    called after every model evaluation (the optimiser cannot say how many it needs)."""
     start = time.perf_counter()
     settings = problem.target_set.settings
     scale = np.where(problem.prior_sd > 0, problem.prior_sd, 0.01)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        out = problem.residuals(x)
+        if progress is not None:
+            progress()
+        return out
+
     solution = scipy.optimize.least_squares(
-        problem.residuals, problem.start, bounds=(problem.low, problem.high),
+        residuals, problem.start, bounds=(problem.low, problem.high),
         x_scale=scale, diff_step=1e-3, max_nfev=settings.max_evaluations, method="trf")
     values = problem.values(solution.x)
     evaluations = problem.evaluate(values, with_projection=True)
@@ -112,7 +122,8 @@ def calibrate(scenario_path: str | Path | None = None,
               targets: str | Path | TargetSet | None = None,
               base_year: int | None = None, data_dir: Path | None = None,
               groups: tuple[str, ...] | None = None,
-              end_year: int | None = None) -> CalibrationResult:
+              end_year: int | None = None,
+              progress: Callable[[], None] | None = None) -> CalibrationResult:
     """Load the scenario and targets, build the problem (estimates) and fit it.
 
     ``base_year`` defaults to the scenario's; only data up to it are read.  ``groups``
@@ -127,6 +138,6 @@ def calibrate(scenario_path: str | Path | None = None,
         target_set = target_set.with_groups(groups)
     problem = CalibrationProblem(scenario, target_set, base_year=base_year,
                                  data_dir=data_dir, end_year=end_year)
-    result = fit(problem)
+    result = fit(problem, progress)
     result.wall_time_s = time.perf_counter() - start
     return result

@@ -66,12 +66,48 @@ class ScenarioResult:
     def base_year(self) -> int:
         return int(self.ds["year"].values[0])
 
+    @property
+    def engine(self) -> str:
+        return str(self.ds.attrs.get("engine", ""))
 
-def _description(ds: xr.Dataset) -> str:
+    @property
+    def kind(self) -> str:
+        """``policy``, ``variant`` or ``demo`` (the scenario's ``kind`` key; runs saved
+        before scenarios had one count as policies, the schema's default)."""
+        value = _scenario_key(self.ds, "kind") or "policy"
+        return value if value in KINDS else "policy"
+
+
+KINDS: dict[str, str] = {  # kind -> section heading in the report, in order
+    "policy": "Policy scenarios",
+    "variant": "Modelling variants",
+    "demo": "Demonstrations",
+}
+
+
+def _scenario_key(ds: xr.Dataset, key: str) -> str:
     try:
-        return str(tomllib.loads(ds.attrs.get("scenario_toml", "")).get("description", ""))
+        return str(tomllib.loads(ds.attrs.get("scenario_toml", "")).get(key, ""))
     except tomllib.TOMLDecodeError:
         return ""
+
+
+def _description(ds: xr.Dataset) -> str:
+    return _scenario_key(ds, "description")
+
+
+def variable_label(name: str) -> str:
+    """A variable's human label: its definition in the results schema up to the first
+    colon, semicolon or bracket ('looked_after' -> 'children looked after at 31
+    March'); the name itself when the schema does not know it."""
+    from sim.engines.schema import VARIABLES
+
+    if name not in VARIABLES:
+        return name.replace("_", " ")
+    definition = VARIABLES[name].definition
+    for stop in (":", ";", " ("):
+        definition = definition.split(stop, 1)[0]
+    return definition.strip()
 
 
 def from_dataset(ds: xr.Dataset, path: Path | None = None) -> ScenarioResult:
@@ -103,9 +139,23 @@ def load_results(paths: Sequence[str | Path]) -> list[ScenarioResult]:
     names = [r.name for r in results]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InputError(f"compare: scenario names appear more than once: "
-                         f"{', '.join(duplicates)} (each file must be a different scenario)")
+        clashes = "; ".join(
+            f"'{n}' in " + ", ".join(str(r.path) for r in results if r.name == n)
+            for n in duplicates)
+        raise InputError(f"compare: two runs share a scenario name: {clashes} (re-run one "
+                         "with --name NEW, or write it with --out outputs/NEW.nc)")
     return results
+
+
+def no_baseline_note(results: Sequence[ScenarioResult], baseline: str) -> str:
+    """One line saying the baseline is absent (empty when it is present): every
+    "vs baseline" figure is then blank, and the reader must be told why."""
+    if find_baseline(results, baseline) is not None:
+        return ""
+    names = ", ".join(r.name for r in results)
+    return (f"no baseline: no run is named '{baseline}' (runs: {names}), so the "
+            "columns compared with it are empty; add outputs/baseline.nc or pass "
+            "--baseline NAME")
 
 
 def mean_over_replicates(values: xr.DataArray) -> xr.DataArray:
@@ -193,6 +243,19 @@ def reference_for(result: ScenarioResult, results: Sequence[ScenarioResult],
     return own if own is not None else find_baseline(results, baseline)
 
 
+def engine_label(result: ScenarioResult) -> str:
+    """'stock-flow', or 'DES, 4 replicates, 2 % sample': how much to trust a row."""
+    if result.engine != "des":
+        return "stock-flow" if result.engine == "stockflow" else result.engine
+    label = f"DES, {result.ds.sizes.get('replicate', 1)} replicates"
+    try:
+        scale = float(tomllib.loads(result.ds.attrs.get("scenario_toml", ""))
+                      .get("run", {}).get("population_scale", 1.0))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError):
+        scale = 1.0
+    return label + (f", {scale:.0%} sample" if scale < 1 else "")
+
+
 def paired_band(reference: ScenarioResult, result: ScenarioResult, year: int,
                 level: float) -> str:
     """"low to high" of the difference reference - result in ``year`` (see the module
@@ -226,7 +289,8 @@ def comparison_table(results: Sequence[ScenarioResult], baseline: str = "baselin
     rows = []
     for result in results:
         reference = reference_for(result, results, baseline)
-        row: dict[str, object] = {"scenario": result.name,
+        row: dict[str, object] = {"scenario": result.name, "kind": result.kind,
+                                  "engine": engine_label(result),
                                   "compared_with": reference.name if reference else ""}
         for year in years:
             row[f"looked_after_{year}"] = value_in(result, "looked_after", year)
@@ -275,19 +339,24 @@ def _format(value: object, column: str) -> str:
 COLUMN_TITLES = {
     "scenario": "scenario",
     "compared_with": "compared with",
+    "kind": "kind",
+    "engine": "engine",
     "looked_after": "looked after",
-    "kept_at_home": "kept at home vs baseline",
+    "kept_at_home": "kept at home",
     "starts_avoided": "starts avoided",
-    "programme_cost_gbp_m": "programme cost £m",
-    "total_cost_gbp_bn": "total cost £bn",
-    "total_cost_discounted_gbp_bn": "total cost £bn, discounted",
-    "net_saving_discounted_gbp_m": "net saving vs baseline £m, discounted",
+    "programme_cost_gbp_m": "programme £m",
+    "total_cost_gbp_bn": "cost £bn",
+    "total_cost_discounted_gbp_bn": "cost £bn discounted",
+    "net_saving_discounted_gbp_m": "net saving £m discounted",
     "description": "description",
 }
 
 
 def column_title(column: str) -> str:
-    """Readable header: 'looked_after_2032' -> 'looked after 2032'."""
+    """Readable header: 'looked_after_2032' -> 'looked after 2032',
+    'kept_at_home_2032_80_band' -> 'kept at home 2032, 80 % band'."""
+    if column.endswith("_80_band"):
+        return f"{column_title(column.removesuffix('_80_band'))}, 80 % band"
     for stem, title in sorted(COLUMN_TITLES.items(), key=lambda kv: -len(kv[0])):
         if column == stem:
             return title
@@ -299,12 +368,14 @@ def column_title(column: str) -> str:
     return column.replace("_", " ")
 
 
+TEXT_COLUMNS = ("scenario", "kind", "engine", "compared_with", "description")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (no extra dependency)."""
     columns = list(table.columns)
     lines = ["| " + " | ".join(column_title(c) for c in columns) + " |",
-             "|" + "|".join("---" if c in ("scenario", "compared_with", "description") else "---:"
-                            for c in columns) + "|"]
+             "|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in columns) + "|"]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(_format(row[c], c) for c in columns) + " |")
     return "\n".join(lines) + "\n"

@@ -25,16 +25,27 @@ def _atomic_path(target: Path) -> Path:
 
 
 def tidy_frame(ds: xr.Dataset) -> pd.DataFrame:
-    """One row per value: variable, year, any breakdown coordinates, value."""
+    """One row per value: scenario, variable, year, any breakdown coordinates, value, unit.
+
+    Values are rounded by unit (:mod:`sim.results.precision`: children to 0.1, money to
+    whole pounds); the NetCDF beside the CSV keeps every digit.  ``scenario`` is the
+    run's name, so tidy files of several runs can be stacked and still told apart."""
+    from sim.results.precision import rounded
+
     frames = []
     for name, variable in ds.data_vars.items():
+        unit = str(variable.attrs.get("units", ""))
         frame = variable.to_dataframe(name=name).reset_index()
         frame = frame.rename(columns={name: "value"})
+        frame["value"] = rounded(frame["value"].to_numpy(), unit)
         frame.insert(0, "variable", name)
+        frame["unit"] = unit
         frames.append(frame)
     tidy = pd.concat(frames, ignore_index=True, sort=False)
-    columns = ["variable", "year"] + [c for c in tidy.columns
-                                      if c not in ("variable", "year", "value")] + ["value"]
+    tidy.insert(0, "scenario", str(ds.attrs.get("scenario", "")))
+    first = ("scenario", "variable", "year")
+    last = ("value", "unit")
+    columns = [*first, *(c for c in tidy.columns if c not in first + last), *last]
     return tidy[columns]
 
 

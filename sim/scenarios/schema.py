@@ -160,6 +160,9 @@ SECTIONS: dict[str, dict[str, Field]] = {
 TOP_LEVEL: dict[str, Field] = {
     "name": Field(str, "", "scenario name (defaults to the file name)"),
     "description": Field(str, "", "one line shown in reports"),
+    "kind": Field(("policy", "variant", "demo"), "policy", "what the scenario is, so reports "
+                  "keep them apart: a funding policy (or its do-nothing baseline), a "
+                  "modelling variant (other assumptions), or a demonstration of a feature"),
     "extends": Field(str, "", "path of the scenario this one builds on (relative to this "
                      "file)"),
 }

@@ -131,9 +131,10 @@ def test_markdown_has_a_header_and_one_row_per_scenario() -> None:
     markdown = to_markdown(comparison_table(results))
     lines = markdown.strip().splitlines()
     assert len(lines) == 4
-    assert lines[0].startswith("| scenario | compared with | looked after 2025 |")
-    assert "kept at home vs baseline 2032" in lines[0]
-    assert "| baseline | baseline | 80,000 | 80,000 | 80,000 | 0 |" in markdown
+    assert lines[0].startswith("| scenario | kind | engine | compared with | looked after 2025 |")
+    assert "kept at home 2032" in lines[0]
+    assert ("| baseline | policy | stock-flow | baseline | 80,000 | 80,000 | 80,000 | 0 |"
+            in markdown)
 
 
 def test_a_scenario_family_is_compared_with_its_own_baseline() -> None:
@@ -171,8 +172,11 @@ def test_load_results_errors(tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     copy.mkdir()
     second = write(copy, synthetic("baseline"))
-    with pytest.raises(InputError, match="scenario names appear more than once: baseline"):
+    with pytest.raises(InputError) as error:
         load_results([first, second])
+    message = str(error.value)  # names both files and how to rename
+    assert f"two runs share a scenario name: 'baseline' in {first}, {second}" in message
+    assert "--name" in message and "\n" not in message
 
 
 def test_csv_round_trip_keeps_numbers_unrounded(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ def _run(tmp_path: Path, name: str, *extra: str) -> int:
     return cli_main(["run", "scenarios/baseline.toml", "--engine", "des", "--replicates",
                      "3", "--seed", "7", "--set", "run.population_scale=0.005", "--set",
                      "run.end_year=2025", "--quiet", "--out", str(tmp_path / f"{name}.nc"),
-                     *extra])
+                     "--name", "workers", *extra])  # one name: the files differ only in path
 
 
 def test_output_is_the_same_for_any_number_of_workers(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Layers, lowest first (DESIGN: model -> engines -> results -> workflows -> CLI):
 
-- foundation: ``sim.errors``, ``sim.rng``;
+- foundation: ``sim.errors``, ``sim.rng``, ``sim.progress``;
 - model: ``sim.model`` (pure data and arithmetic, no file I/O);
 - engines: ``sim.engines``;
 - data: ``sim.datasets``, ``sim.provenance``, ``sim.estimation`` (reads the shipped
@@ -24,7 +24,7 @@ from pathlib import Path
 SIM = Path(__file__).resolve().parents[2] / "sim"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("sim", "sim.errors", "sim.rng")),
+    ("foundation", ("sim", "sim.errors", "sim.rng", "sim.progress")),
     ("model", ("sim.model",)),
     ("engines", ("sim.engines",)),
     ("data", ("sim.datasets", "sim.provenance", "sim.estimation")),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import html
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from test_compare import YEARS, synthetic, write
 
 from sim.cli import main
@@ -64,6 +66,13 @@ def sweep_table() -> pd.DataFrame:
                          "net_saving_discounted_gbp_m": [0.0, -640.0, -1_280.0]})
 
 
+def as_kind(ds: xr.Dataset, kind: str, engine: str = "stockflow") -> xr.Dataset:
+    """The run as if its scenario declared ``kind`` and ran on ``engine``."""
+    ds.attrs["scenario_toml"] += f'kind = "{kind}"\n'
+    ds.attrs["engine"] = engine
+    return ds
+
+
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Runs, a sensitivity table and a sweep summary, compared through the CLI."""
@@ -71,7 +80,7 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stock = np.where(YEARS >= 2025, 79_000.0, 80_000.0)
     runs = [write(tmp_path, synthetic("baseline")),
             write(tmp_path, synthetic("review-full", looked_after=stock, programme=5e8)),
-            write(tmp_path, synthetic("des-run", replicates=4))]
+            write(tmp_path, as_kind(synthetic("des-run", replicates=4), "demo", "des"))]
     sensitivity = tmp_path / "sens.csv"
     sensitivity_table().to_csv(sensitivity, index=False)
     sweep = tmp_path / "family-help.csv"
@@ -93,11 +102,13 @@ def test_report_is_self_contained_with_non_empty_pngs(report_dir: Path) -> None:
         data = base64.b64decode(src.split(",", 1)[1])
         assert data.startswith(PNG_SIGNATURE), alt
         assert len(data) > 5_000, f"{alt}: suspiciously small PNG"
-    for anchor in ("trajectories", "kept-at-home", "costs", "fans", "comparison",
-                   "tornado-sens-kept_at_home_2032", "sweep-family-help", "review-30000"):
+    for anchor in ("history", "kept-at-home", "costs", "fans", "comparison",
+                   "tornado-sens-kept_at_home_2032", "sweep-family-help", "review-30000",
+                   "policy", "demo", "history-demo", "sensitivity"):
         assert anchor in parser.ids, anchor
-    assert "comparison-table" in parser.tables
-    assert "sensitivity-table" in parser.tables
+    assert "variant" not in parser.ids  # no variant run, no variant section
+    for table in ("comparison-policy", "comparison-demo", "sensitivity-table", "runs"):
+        assert table in parser.tables
 
 
 def test_compare_writes_table_and_chart_files(report_dir: Path) -> None:
@@ -105,7 +116,8 @@ def test_compare_writes_table_and_chart_files(report_dir: Path) -> None:
     assert list(table["scenario"]) == ["baseline", "review-full", "des-run"]
     assert table.loc[1, "kept_at_home_2032"] == pytest.approx(1_000)
     assert (report_dir / "comparison.md").read_text(encoding="utf-8").startswith("| scenario")
-    for name in ("trajectories", "kept_at_home", "costs", "fan_charts",
+    for name in ("history_projection", "history_projection-demo", "kept_at_home", "costs",
+                 "fan_charts",
                  "tornado-sens-kept_at_home_2032",
                  "tornado-sens-net_saving_discounted_gbp_m", "sweep-family-help"):
         png = report_dir / f"{name}.png"
@@ -143,7 +155,55 @@ def test_compare_without_extras_finds_none_in_an_empty_folder(tmp_path: Path) ->
     assert main(["compare", str(run), "--out", str(out)]) == 0
     parser = ReportParser()
     parser.feed((out / "report.html").read_text(encoding="utf-8"))
-    assert {alt for alt, _ in parser.images} == {"History and projection",
-                                                 "Children looked after", "Cost per year"}
+    history = "Policy scenarios: children looked after, published and projected"
+    assert {alt for alt, _ in parser.images} == {history, "Policy scenarios: cost per year"}
     # the first chart is the published history joined to the projection
-    assert parser.images[0][0] == "History and projection"
+    assert parser.images[0][0] == history
+
+
+def test_report_keeps_policies_variants_and_demos_apart(report_dir: Path) -> None:
+    text = (report_dir / "report.html").read_text(encoding="utf-8")
+    # policies first, opening with the history chart; the demo after them
+    assert text.index('id="policy"') < text.index('id="history"') < text.index(
+        'id="comparison-policy"') < text.index('id="demo"') < text.index(
+        'id="comparison-demo"')
+    policy = text[text.index('id="comparison-policy"'):text.index('id="demo"')]
+    demo = text[text.index('id="comparison-demo"'):]
+    assert "des-run" not in policy.split("</table>")[0]  # the demo is not among policies
+    assert "des-run" in demo.split("</table>")[0]
+    assert "DES, 4 replicates" in demo  # the engine column
+    assert "stock\u2011flow" in policy  # kept on one line by a non-breaking hyphen
+    assert str(report_dir.parent) not in text  # no absolute local path anywhere
+
+
+def test_compare_says_when_no_baseline_is_present(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [write(tmp_path, synthetic("reform-a")), write(tmp_path, synthetic("reform-b"))]
+    out = tmp_path / "out"
+    assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if line]
+    assert len(notes) == 1 and notes[0].startswith("note: no baseline: no run is named "
+                                                   "'baseline' (runs: reform-a, reform-b)")
+    assert "no run is named 'baseline'" in html.unescape(
+        (out / "report.html").read_text(encoding="utf-8"))
+    # the last line lists every file written, the report last
+    last = captured.out.strip().splitlines()[-1]
+    assert last.startswith(f"wrote {out / 'comparison.csv'}, ")
+    assert last.endswith(str(out / "report.html"))
+    for written in last.removeprefix("wrote ").split(", "):
+        assert Path(written).exists(), written
+
+
+def test_compare_names_the_files_behind_a_name_clash(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    first = write(tmp_path, synthetic("baseline"))
+    other = tmp_path / "fewer-entries.nc"
+    first.rename(other)
+    second = write(tmp_path, synthetic("baseline"))
+    out = tmp_path / "out"
+    assert main(["compare", str(second), str(other), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert f"'baseline' in {second}, {other}" in err and "--name" in err
+    assert not out.exists()

@@ -75,7 +75,8 @@ def test_csv_columns_and_values(projection: xr.Dataset, tmp_path: Path) -> None:
     _, csv = write_results(projection, tmp_path / "run.nc")
     frame = pd.read_csv(csv)
     columns = list(frame.columns)
-    assert columns[:2] == ["variable", "year"] and columns[-1] == "value"
+    assert columns[:3] == ["scenario", "variable", "year"]
+    assert columns[-2:] == ["value", "unit"]
     for dim in ("age_group", "reason", "placement", "stream"):
         assert dim in columns
     assert set(frame["variable"]) == set(projection.data_vars)
@@ -85,10 +86,11 @@ def test_csv_columns_and_values(projection: xr.Dataset, tmp_path: Path) -> None:
     by_band = dict(zip(rows.age_group, rows.value, strict=True))
     expected = projection.looked_after_by_age.sel(year=2025)
     for band in expected.age_group.values:
-        assert by_band[band] == pytest.approx(float(expected.sel(age_group=band)), rel=1e-12)
+        # children are written to 0.1 (sim/results/precision.py)
+        assert by_band[band] == pytest.approx(float(expected.sel(age_group=band)), abs=0.05)
     total = frame[(frame.variable == "looked_after")].set_index("year")["value"]
     np.testing.assert_allclose(total.loc[projection.year.values],
-                               projection.looked_after.values, rtol=1e-12)
+                               projection.looked_after.values, atol=0.05, rtol=0)
 
 
 def test_tidy_frame_of_a_two_variable_dataset() -> None:
@@ -96,6 +98,6 @@ def test_tidy_frame_of_a_two_variable_dataset() -> None:
                      "b": (("year", "reason"), [[3.0, 4.0], [5.0, 6.0]])},
                     coords={"year": [2022, 2023], "reason": ["x", "y"]})
     frame = tidy_frame(ds)
-    assert list(frame.columns) == ["variable", "year", "reason", "value"]
+    assert list(frame.columns) == ["scenario", "variable", "year", "reason", "value", "unit"]
     assert frame["value"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert frame["reason"].isna().tolist() == [True, True, False, False, False, False]

@@ -93,7 +93,7 @@ def test_cli_answer_reproduces_its_target_and_writes_json(
     assert len(record["evaluations"]) >= 10
     # `cicsim run` with the printed value: same result, and the same resolved scenario
     # (the hash solve recorded is the hash of what the run saves).
-    nc = tmp_path / "rerun.nc"
+    nc = tmp_path / "reruns" / "reform.nc"  # the --out stem names the run: keep "reform"
     assert main(["run", str(path), "--set", SHORT[0], "--set", f"{EFFECT}={value}",
                  "--engine", "stockflow", "--out", str(nc), "--quiet"]) == 0
     ds = xr.open_dataset(nc)
