@@ -88,6 +88,7 @@ def test_every_shipped_scenario_says_what_it_is() -> None:
         "uncalibrated", "uasc-high", "uasc-low", "review-assumptions-baseline",
         "review-assumptions-full", "review-assumptions-delayed"}
     assert {n for n, k in kinds.items() if k == "policy"} == {
-        "baseline", "stable-homes", "review-full", "review-delayed", "policy-as-enacted"}
+        "baseline", "stable-homes", "review-full", "review-delayed", "policy-as-enacted",
+        "families-first-pathfinders"}
     with pytest.raises(InputError, match="kind"):
         load_scenario(BASELINE, ["kind=policies"])
