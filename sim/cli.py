@@ -20,6 +20,7 @@ EXTENSIONS = (
     "sim.calibration.cli",
     "sim.compare_cli",
     "sim.solve",
+    "sim.batch",
 )
 
 

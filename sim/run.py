@@ -47,6 +47,20 @@ def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dat
     return ds
 
 
+def variant(scenario: Scenario, replicates: int | None = None,
+            seed: int | None = None) -> Scenario:
+    """The scenario with ``run.replicates`` / ``run.seed`` replaced (a new scenario: the
+    given one stays as it is), so the provenance records what ran."""
+    if replicates is None and seed is None:
+        return scenario
+    changed = copy.deepcopy(scenario.config)
+    if replicates is not None:
+        changed["run"]["replicates"] = replicates
+    if seed is not None:
+        changed["run"]["seed"] = seed
+    return dataclasses.replace(scenario, config=freeze(changed))
+
+
 def simulate(scenario: Scenario, engine: str | None = None, replicates: int | None = None,
              seed: int | None = None, progress: bool = False,
              params: ModelParameters | None = None,
@@ -58,13 +72,7 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
     """
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
-    if replicates is not None or seed is not None:  # a variant: the scenario stays as it is
-        changed = copy.deepcopy(scenario.config)
-        if replicates is not None:
-            changed["run"]["replicates"] = replicates
-        if seed is not None:
-            changed["run"]["seed"] = seed
-        scenario = dataclasses.replace(scenario, config=freeze(changed))
+    scenario = variant(scenario, replicates, seed)
     config = scenario.config
     engine = engine or config["run"]["engine"]
     start = time.perf_counter()
@@ -89,10 +97,18 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
             ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
     else:
         raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
-    ds = add_costs(ds, params, config)  # post-processing: the same for both engines
+    return finish(ds, scenario, params, engine, used_seed, time.perf_counter() - start)
+
+
+def finish(ds: xr.Dataset, scenario: Scenario, params: ModelParameters, engine: str,
+           seed: int | None, wall_time_s: float) -> xr.Dataset:
+    """Post-processing, the same for both engines and for ``cicsim batch``: costs,
+    bands, provenance."""
+    config = scenario.config
+    ds = add_costs(ds, params, config)
     ds = add_bands(ds, config)
     ds.attrs.update(provenance_attrs(
-        scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
+        scenario.to_toml(), engine, seed, wall_time_s,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,
                "scenario_layers": json.dumps(scenario.layers),
                "parameters": json.dumps([list(r) for r in params.describe()])}))

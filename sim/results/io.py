@@ -98,7 +98,8 @@ def data_hash(ds: xr.Dataset) -> str:
         if values.dtype.kind in "biuf":
             digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
         else:
-            digest.update(json.dumps(values.astype(str).tolist()).encode("utf-8"))
+            labels = [str(label) for label in values.ravel().tolist()]
+            digest.update(json.dumps(labels).encode("utf-8"))
     return digest.hexdigest()
 
 
