@@ -394,31 +394,48 @@ def _cmd_batch(args: Any) -> int:
     return 0
 
 
-def dependency_rules(paths: Iterable[str | Path], target_dir: str = "outputs",
-                     rule_file: str | None = None) -> str:
-    """Make rules: ``<target_dir>/<stem>.nc`` depends on every file its scenario
-    extends (directly or not), so ``make`` re-runs exactly the scenarios a change
-    reaches.  ``rule_file`` is listed as a target too, so it is remade when a layer
-    changes what it extends."""
-    from sim.scenarios.loader import load_scenario
+def _extended(path: Path, seen: set[Path]) -> list[Path]:
+    """Every file ``path`` builds on: its ``extends`` chain and, for a sweep file, the
+    ``[sweep] baseline`` scenario and its chain (read with the loader's TOML reader, so a
+    bad file is the usual one-line error)."""
+    from sim.scenarios.loader import read_toml
 
+    data = read_toml(path, "scenario")
+    parents = [data.get("extends")]
+    sweep = data.get("sweep")
+    if isinstance(sweep, dict):
+        parents.append(sweep.get("baseline"))
+    found = []
+    for parent in parents:
+        if not isinstance(parent, str) or not parent:
+            continue
+        parent_path = (path.parent / parent).resolve()
+        if parent_path in seen:
+            continue
+        seen.add(parent_path)
+        found += [parent_path, *_extended(parent_path, seen)]
+    return found
+
+
+def dependency_rules(paths: Iterable[str | Path], target: str = "outputs/%.nc",
+                     rule_file: str | None = None) -> str:
+    """Make rules: ``target`` (``%`` = the file's stem) depends on every file the
+    scenario or sweep builds on, so ``make`` re-runs exactly what a change reaches.
+    ``rule_file`` is a target too, so it is remade when a layer changes what it
+    extends."""
     lines = []
-    cwd = Path.cwd()
-    for path in paths:
-        path = Path(path)
-        layers = []
-        for label in load_scenario(path).layers:
-            layer = Path(label).resolve()
-            if layer != path.resolve():
-                layers.append(str(layer.relative_to(cwd)) if layer.is_relative_to(cwd)
-                              else str(layer))
-        targets = f"{target_dir}/{path.stem}.nc" + (f" {rule_file}" if rule_file else "")
-        lines.append(f"{targets}: {' '.join(layers)}".rstrip())
+    cwd = Path.cwd().resolve()
+    for path in map(Path, paths):
+        layers = _extended(path, {path.resolve()})
+        names = sorted({str(p.relative_to(cwd)) if p.is_relative_to(cwd) else str(p)
+                        for p in layers})
+        targets = target.replace("%", path.stem) + (f" {rule_file}" if rule_file else "")
+        lines.append(f"{targets}: {' '.join(names)}".rstrip())
     return "\n".join(lines) + "\n"
 
 
 def _cmd_deps(args: Any) -> int:
-    text = dependency_rules(args.scenario, args.target_dir, args.out)
+    text = dependency_rules(args.scenario, args.target, args.out)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -456,6 +473,7 @@ def register(sub: Any) -> None:
     deps = sub.add_parser("deps", help="make rules: each scenario's output depends on the "
                           "files it extends (the Makefile includes them)")
     deps.add_argument("scenario", nargs="+")
-    deps.add_argument("--target-dir", default="outputs")
+    deps.add_argument("--target", default="outputs/%.nc",
+                      help="the output each file makes; %% is its stem")
     deps.add_argument("--out", default=None, help="write the rules here (atomically)")
     deps.set_defaults(func=_cmd_deps)
