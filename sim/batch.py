@@ -44,7 +44,7 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import InputError
-from sim.scenarios.loader import Scenario, freeze
+from sim.scenarios.loader import Scenario
 
 Axis = Literal["replicate", "draw"]
 TASK_FORMAT = 1  # bump when a task file's content changes meaning
@@ -105,14 +105,6 @@ def task_hash(spec: TaskSpec) -> str:
 _MODELS: dict[str, Any] = {}  # per worker process: compiled DES model by config
 
 
-def _with_values(config: dict[str, Any], values: dict[str, float]) -> dict[str, Any]:
-    changed = json.loads(json.dumps(config))
-    for key, value in values.items():
-        section, name = key.split(".", 1)
-        changed[section][name] = value
-    return freeze(changed)
-
-
 def run_task(spec: TaskSpec) -> xr.Dataset:
     """Run one task (on a worker): the raw engine dataset along ``replicate``/``draw``.
     Pure: the result depends only on ``spec`` (plus the code and data)."""
@@ -135,19 +127,22 @@ def run_task(spec: TaskSpec) -> xr.Dataset:
 
 def _draw_datasets(params: Any, config: dict[str, Any], draws: Sequence[dict[str, float]],
                    start: int) -> xr.Dataset:
-    """Stock-flow projections of parameter draws, batched (``project_batch``).  The
-    draws change trend keys only, which the base-year estimation does not read, so one
-    parameter set serves them all (checked: a draw that would change it is an error)."""
+    """Stock-flow projections of parameter draws, batched (``project_batch``).  Each
+    draw's trend values go into the config and the parameters with the calibration's
+    ``apply_carried`` (equivalent to setting them in the scenario and re-estimating; a
+    test checks draw 0 against ``cicsim run --set ...``)."""
+    from sim.calibration.problem import apply_carried
     from sim.engines import stockflow
     from sim.engines.schema import build_dataset
-    from sim.estimation.cache import cache_key
     from sim.reinvestment import with_reinvestment
 
-    configs = [_with_values(config, values) for values in draws]
-    if any(cache_key(c) != cache_key(config) for c in configs[:1]):
-        raise InputError("batch --draws: the drawn keys change the base-year estimation")
-    run_configs = [with_reinvestment(params, c) for c in configs]
-    result = stockflow.project_batch([params] * len(configs), run_configs)
+    configs, params_seq = [], []
+    for values in draws:
+        changed = json.loads(json.dumps(config))  # a mutable copy of the frozen config
+        params_seq.append(apply_carried(params, changed, values))
+        configs.append(changed)
+    run_configs = [with_reinvestment(p, c) for p, c in zip(params_seq, configs, strict=True)]
+    result = stockflow.project_batch(params_seq, run_configs)
     datasets = [build_dataset(result["years"], [{k: v[j] for k, v in rec.items()}
                                                 for rec in result["records"]],
                               engine="stockflow") for j in range(len(configs))]
@@ -173,6 +168,23 @@ class _Progress:
                   flush=True)
 
 
+def _check_reachable(address: str) -> None:
+    """A refused or unroutable ``tcp://host:port`` is bad input at once (dask itself
+    would retry until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls"):
+        return  # other transports: leave it to dask
+    try:
+        port = parts.port
+        socket.create_connection((parts.hostname or "", port or 8786), timeout=3).close()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--scheduler: cannot connect to '{address}': "
+                         f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+
+
 def _execute(specs: Sequence[TaskSpec], workers: int, scheduler: str | None,
              on_done: Callable[[TaskSpec, xr.Dataset], None]) -> None:
     """Run ``specs``; call ``on_done`` in the calling process as each finishes.
@@ -188,6 +200,7 @@ def _execute(specs: Sequence[TaskSpec], workers: int, scheduler: str | None,
     from dask.distributed import Client, LocalCluster, as_completed
 
     if scheduler is not None:
+        _check_reachable(scheduler)
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
@@ -274,7 +287,8 @@ def _finish_scenario(scenario: Scenario, engine: str, axis: Axis,
             ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
     ds.attrs.pop("task_hash", None)
     seed = int(scenario.config["run"]["seed"])
-    return finish(ds, scenario, params, engine, seed, wall_time_s)
+    return finish(ds, scenario, params, engine, seed, wall_time_s,
+                  bands=axis == "replicate")
 
 
 def gather(scenarios: Sequence[Scenario], engine: str, axis: Axis,
@@ -294,9 +308,12 @@ def gather(scenarios: Sequence[Scenario], engine: str, axis: Axis,
                 parts.append(part.load())
         finished.append(_finish_scenario(scenario, engine, axis, parts, wall_time_s))
     per_scenario = {s.name: ds.attrs for s, ds in zip(scenarios, finished, strict=True)}
-    combined = xr.concat([ds.drop_attrs() for ds in finished],
+    bare = [ds.copy() for ds in finished]
+    for ds in bare:
+        ds.attrs = {}  # the variables keep theirs (units, definitions)
+    combined = xr.concat(bare,
                          dim=pd.Index([s.name for s in scenarios], name="scenario"),
-                         join="outer", combine_attrs="drop")
+                         join="outer", combine_attrs="override")
     tomls = "\n".join(f"# --- scenario '{s.name}' ---\n{s.to_toml()}" for s in scenarios)
     combined.attrs.update(provenance_attrs(
         tomls, engine, int(scenarios[0].config["run"]["seed"]), wall_time_s,
@@ -373,7 +390,8 @@ def _cmd_batch(args: Any) -> int:
     if engine == "stockflow" and args.draws is None:
         raise InputError("batch: --engine stockflow needs --draws N")
     count = args.draws if engine == "stockflow" else (
-        args.replicates or int(scenarios[0].config["run"]["replicates"]))
+        args.replicates if args.replicates is not None
+        else int(scenarios[0].config["run"]["replicates"]))
     if args.scheduler is not None and args.workers is not None:
         raise InputError("batch: --workers starts a local cluster; with --scheduler the "
                          "cluster's own workers are used")

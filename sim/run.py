@@ -101,12 +101,14 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
 
 
 def finish(ds: xr.Dataset, scenario: Scenario, params: ModelParameters, engine: str,
-           seed: int | None, wall_time_s: float) -> xr.Dataset:
+           seed: int | None, wall_time_s: float, bands: bool = True) -> xr.Dataset:
     """Post-processing, the same for both engines and for ``cicsim batch``: costs,
-    bands, provenance."""
+    bands (not for parameter draws: the bands' backtest errors already contain
+    parameter uncertainty, :mod:`sim.results.bands`), provenance."""
     config = scenario.config
     ds = add_costs(ds, params, config)
-    ds = add_bands(ds, config)
+    if bands:
+        ds = add_bands(ds, config)
     ds.attrs.update(provenance_attrs(
         scenario.to_toml(), engine, seed, wall_time_s,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,
