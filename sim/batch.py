@@ -30,6 +30,7 @@ one process per run wastes the machine and a crash loses everything.  A task is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -89,15 +90,22 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
-def task_hash(spec: TaskSpec) -> str:
-    """What a task's result depends on: its spec, the code and the data."""
+@functools.lru_cache(maxsize=1)
+def _code_and_data() -> str:
+    """Hash of the code and the shipped data (read once per process: hashing the data
+    for each of 1,000 tasks would cost seconds)."""
     from sim.datasets import data_hashes
     from sim.estimation.cache import code_hash
 
+    return _canonical({"code": code_hash(), "data": data_hashes()})
+
+
+def task_hash(spec: TaskSpec) -> str:
+    """What a task's result depends on: its spec, the code and the data."""
     return hashlib.sha256(_canonical({
         "format": TASK_FORMAT, "task": spec.task.__dict__, "config": spec.config,
-        "engine": spec.engine, "draws": spec.draws, "code": code_hash(),
-        "data": data_hashes()}).encode()).hexdigest()
+        "engine": spec.engine, "draws": spec.draws,
+        "code_and_data": _code_and_data()}).encode()).hexdigest()
 
 
 # --- worker side -------------------------------------------------------------------
@@ -185,14 +193,15 @@ def _check_reachable(address: str) -> None:
                          f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
 
 
-def _execute(specs: Sequence[TaskSpec], workers: int, scheduler: str | None,
+def _execute(specs: dict[str, TaskSpec], workers: int, scheduler: str | None,
              on_done: Callable[[TaskSpec, xr.Dataset], None]) -> None:
-    """Run ``specs``; call ``on_done`` in the calling process as each finishes.
-    ``workers=0`` runs them here, one after another (the library's and tests' path)."""
+    """Run ``specs`` (by task key); call ``on_done`` in the calling process as each
+    finishes.  ``workers=0`` runs them here, one after another (the library's and
+    tests' path)."""
     if not specs:
         return
     if workers == 0 and scheduler is None:
-        for spec in specs:
+        for spec in specs.values():
             on_done(spec, run_task(spec))
         return
     import logging
@@ -200,7 +209,6 @@ def _execute(specs: Sequence[TaskSpec], workers: int, scheduler: str | None,
     from dask.distributed import Client, LocalCluster, as_completed
 
     if scheduler is not None:
-        _check_reachable(scheduler)
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
@@ -213,14 +221,10 @@ def _execute(specs: Sequence[TaskSpec], workers: int, scheduler: str | None,
                                silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
-        by_key = {}
-        futures = []
-        for spec in specs:
-            key = f"cicsim-{spec.task.name}-{task_hash(spec)[:12]}"
-            by_key[key] = spec
-            futures.append(client.submit(run_task, spec, key=key, pure=False))
+        futures = [client.submit(run_task, spec, key=key, pure=False)
+                   for key, spec in specs.items()]
         for future in as_completed(futures):
-            on_done(by_key[future.key], future.result())
+            on_done(specs[future.key], future.result())
             future.release()
     finally:
         client.close()
@@ -342,6 +346,8 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     if len(set(names)) != len(names):
         raise InputError(f"batch: scenario names must differ, got {names}")
     out = Path(out)
+    if scheduler is not None:
+        _check_reachable(scheduler)
     _check_out(out)
     axis: Axis = "replicate" if engine == "des" else "draw"
     scenarios = [variant(s, count if axis == "replicate" else None, seed) for s in scenarios]
@@ -365,7 +371,8 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
         write_atomic_netcdf(ds.assign_attrs(task_hash=hashes[spec.task]), paths[spec.task])
         progress.step()
 
-    _execute(todo, workers, scheduler, save)
+    _execute({f"cicsim-{spec.task.name}-{hashes[spec.task][:12]}": spec for spec in todo},
+             workers, scheduler, save)
     by_scenario = {name: [paths[s.task] for s in specs if s.task.scenario == name]
                    for name in names}
     ds = gather(scenarios, engine, axis, by_scenario, time.perf_counter() - start)
