@@ -36,6 +36,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,7 @@ def _execute(specs: dict[str, TaskSpec], workers: int, scheduler: str | None,
         cluster = None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, memory_limit=0,
+                               dashboard_address=":0", memory_limit=0,
                                silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
@@ -379,6 +380,53 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     nc_path, csv_path = write_results(ds, out)
     return BatchResult(ds, nc_path, csv_path, data_hash(ds), len(specs),
                        len(specs) - len(todo))
+
+
+def simulate_distributed(scenario: Scenario, scheduler: str, replicates: int | None = None,
+                         seed: int | None = None, chunk: int = 1) -> xr.Dataset:
+    """``cicsim run --engine des --scheduler ADDRESS``: the replicates as batch tasks on
+    an existing cluster, returned as exactly the dataset :func:`sim.run.simulate` makes
+    (no ``scenario`` dimension, nothing saved per task)."""
+    from sim.run import variant
+
+    _check_reachable(scheduler)
+    scenario = variant(scenario, replicates, seed)
+    count = int(scenario.config["run"]["replicates"])
+    run = uuid.uuid4().hex[:12]  # this run's keys: a shared scheduler may hold others
+    specs = {f"cicsim-{t.name}-{run}": TaskSpec(t, scenario.config, "des")
+             for t in plan([scenario.name], "replicate", count, chunk)}
+    results: dict[int, xr.Dataset] = {}
+    start = time.perf_counter()
+    _execute(specs, 0, scheduler, lambda spec, ds: results.__setitem__(spec.task.start, ds))
+    parts = [results[key] for key in sorted(results)]
+    return _finish_scenario(scenario, "des", "replicate", parts, time.perf_counter() - start)
+
+
+def run_distributed_to_file(scenario: Scenario, scheduler: str, out: str | None = None,
+                            engine: str | None = None, replicates: int | None = None,
+                            seed: int | None = None, workers: int | None = None,
+                            ) -> tuple[xr.Dataset, Path, Path]:
+    """:func:`simulate_distributed` then write ``outputs/<scenario>.nc`` (+ .csv), as
+    ``cicsim run`` does."""
+    from sim.results.io import write_results
+
+    if (engine or scenario.config["run"]["engine"]) != "des":
+        raise InputError("--scheduler: runs DES replicates; add --engine des")
+    if workers is not None:
+        raise InputError("--scheduler: the cluster's workers are used; drop --workers")
+    path = Path(out) if out is not None else Path("outputs") / f"{scenario.name}.nc"
+    if path.is_dir() or not os.access(_existing_parent(path), os.W_OK):
+        raise InputError(f"--out: cannot write '{path}'")
+    ds = simulate_distributed(scenario, scheduler, replicates, seed)
+    nc_path, csv_path = write_results(ds, path)
+    return ds, nc_path, csv_path
+
+
+def _existing_parent(path: Path) -> Path:
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent
 
 
 # --- command line ------------------------------------------------------------------

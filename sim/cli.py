@@ -36,9 +36,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
-    ds, nc_path, csv_path = run_to_file(
-        scenario, out=args.out, engine=args.engine, replicates=args.replicates,
-        seed=args.seed, progress=not args.quiet, workers=args.workers)
+    if args.scheduler is not None:  # DES replicates as tasks on a dask cluster
+        from sim.batch import run_distributed_to_file
+
+        ds, nc_path, csv_path = run_distributed_to_file(
+            scenario, args.scheduler, out=args.out, engine=args.engine,
+            replicates=args.replicates, seed=args.seed, workers=args.workers)
+    else:
+        ds, nc_path, csv_path = run_to_file(
+            scenario, out=args.out, engine=args.engine, replicates=args.replicates,
+            seed=args.seed, progress=not args.quiet, workers=args.workers)
     if str(ds.attrs.get("capacity", "")).startswith("ignored"):
         print(f"warning: {scenario.name}: [capacity] {ds.attrs['capacity']}", file=sys.stderr)
     if args.quantiles and "replicate" in ds.dims:
@@ -103,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None,
                      help="DES worker processes (default: CICSIM_WORKERS, else one per "
                           "CPU); the results do not depend on it")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="DES: run the replicates on this dask cluster (docs/batch.md)")
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -161,3 +161,22 @@ def test_touching_a_scenario_reruns_only_what_depends_on_it(tmp_path: Path) -> N
     assert runs == [("run", "review-delayed"), ("run", "review-full"),
                     ("sensitivity", "review-full")], plan.stdout
     assert "-m sim compare" in plan.stdout  # and the report
+
+
+def test_cicsim_run_on_a_scheduler_equals_the_local_run(tmp_path: Path) -> None:
+    """``cicsim run --engine des --scheduler ADDRESS`` (replicates as batch tasks on an
+    existing cluster) writes the same data as the local run."""
+    import logging
+
+    from dask.distributed import LocalCluster
+
+    from sim.cli import main
+
+    scenario = str(REPO / "scenarios" / "baseline.toml")
+    common = ["--engine", "des", "--replicates", "2", "--quiet", *SMALL]
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster:
+        assert main(["run", scenario, "--out", str(tmp_path / "remote.nc"),
+                     "--scheduler", cluster.scheduler_address, *common]) == 0
+    assert main(["run", scenario, "--out", str(tmp_path / "local.nc"), *common]) == 0
+    assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
