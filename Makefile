@@ -30,20 +30,41 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Every scenario depends on all scenario files (they extend each other) and the code.
-outputs/%.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
+# Each scenario's output depends on its own file, the files it extends (directly or
+# not: outputs/.deps/scenarios.d, written by `cicsim deps`), the code and the data, so
+# only the scenarios a change reaches re-run.  The venv is order-only: reinstalling
+# (pyproject.toml changed) does not re-run every scenario; after upgrading numpy or
+# xarray, `make clean run`.
+DEPS := outputs/.deps/scenarios.d outputs/.deps/sweeps.d
+
+outputs/%.nc: scenarios/%.toml $(SIM_SOURCES) | $(STAMP)
 	@echo "==> scenario $< -> $@"
 	$(ONE_THREAD) $(PY) -m sim run $< --out $@ --quiet
 
-outputs/%-pathfinders.nc: scenarios/%.toml $(SCENARIOS) $(LAYERS) $(SIM_SOURCES) $(STAMP)
+# One file for all scenarios (one process, not one per scenario); it names itself as a
+# target of every layer it found, so a changed `extends` regenerates it.
+outputs/.deps/scenarios.d: $(SCENARIOS) $(LAYERS) | $(STAMP)
+	$(PY) -m sim deps $(SCENARIOS) --out $@
+
+outputs/.deps/sweeps.d: $(SWEEPS) $(SCENARIOS) $(LAYERS) | $(STAMP)
+	$(PY) -m sim deps $(SWEEPS) --target 'outputs/sweeps/%.csv' --out $@
+
+# Only the goals that build outputs need the rules (make clean, install, test... must
+# not create a venv or run python to read them).
+ifneq ($(filter run outputs/%,$(or $(MAKECMDGOALS),run)),)
+-include $(DEPS)
+endif
+
+# A run by area depends on what the national run of its scenario depends on.
+outputs/%-pathfinders.nc: scenarios/%.toml outputs/%.nc $(SIM_SOURCES) | $(STAMP)
 	@echo "==> scenario $< by area (pathfinders) -> $@"
 	$(ONE_THREAD) $(PY) -m sim run $< --area pathfinders --name $* --out $@ --quiet
 
-outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+outputs/sweeps/%.csv: scenarios/sweeps/%.toml $(SIM_SOURCES) | $(STAMP)
 	@echo "==> sweep $< (one run per value)"
 	$(ONE_THREAD) $(PY) -m sim sweep $< --out-dir outputs/sweeps --quiet
 
-outputs/sensitivity/%.csv: scenarios/%.toml $(SCENARIOS) $(SIM_SOURCES) $(STAMP)
+outputs/sensitivity/%.csv: scenarios/%.toml outputs/%.nc $(SIM_SOURCES) | $(STAMP)
 	@echo "==> sensitivity of $< (each assumption at both ends of its range)"
 	$(ONE_THREAD) $(PY) -m sim sensitivity $< --out-dir outputs/sensitivity --quiet
 
@@ -99,6 +120,10 @@ backtest-areas: $(STAMP)
 	$(ONE_THREAD) $(PY) -m sim backtest-areas --origins 2016:2020 --horizon 2 \
 		--out-dir outputs/backtest-areas
 
+# Also the hidden ones: temporary files a killed write left (.NAME.PID.*.tmp), batch
+# task results (outputs/.batch) and the dependency rules (outputs/.deps).
 clean:
 	rm -f outputs/*.nc outputs/*.csv outputs/*.png outputs/*.html outputs/*.md
 	rm -rf outputs/sweeps outputs/sensitivity outputs/calibration outputs/calibration_review outputs/backtest
+	rm -rf outputs/.batch outputs/.deps
+	find outputs -name '.*.tmp' -type f -delete 2>/dev/null || true

@@ -25,6 +25,7 @@ EXTENSIONS = (
     "sim.compare_cli",
     "sim.solve",
     "sim.ssda903_cli",
+    "sim.batch",
 )
 
 
@@ -49,7 +50,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario, [*args.set, f"name={name!r}"])
     options = dict(engine=args.engine, replicates=args.replicates, seed=args.seed,
                    progress=not args.quiet, workers=args.workers)
-    if args.ssda903:  # an authority's own extract (docs/ssda903.md)
+    if args.scheduler is not None:  # DES replicates as tasks on a dask cluster
+        from sim.batch import run_distributed_to_file
+
+        if args.area is not None or args.ssda903:
+            raise InputError("--scheduler: not with --area or --ssda903 (use cicsim batch)")
+        ds, nc_path, csv_path = run_distributed_to_file(
+            scenario, args.scheduler, out=args.out, engine=args.engine,
+            replicates=args.replicates, seed=args.seed, workers=args.workers)
+    elif args.ssda903:  # an authority's own extract (docs/ssda903.md)
         from sim.ssda903_cli import run_with_extract
 
         if args.area is not None:
@@ -157,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None,
                      help="DES worker processes (default: CICSIM_WORKERS, else one per "
                           "CPU); the results do not depend on it")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="DES: run the replicates on this dask cluster (docs/batch.md)")
     run.add_argument("--quantiles", action="store_true",
                      help="DES: also write 5/50/95 %% bands (<name>_quantiles.nc/.csv)")
     run.add_argument("--area", default=None, metavar="SELECTOR",

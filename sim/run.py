@@ -57,6 +57,24 @@ def project_stockflow(params: ModelParameters, config: dict[str, Any]) -> xr.Dat
     return ds
 
 
+def variant(scenario: Scenario, replicates: int | None = None,
+            seed: int | None = None) -> Scenario:
+    """The scenario with ``run.replicates`` / ``run.seed`` replaced (a new scenario: the
+    given one stays as it is), so the provenance records what ran."""
+    if replicates is None and seed is None:
+        return scenario
+    if replicates is not None:
+        check_key("--replicates", "run.replicates", replicates)
+    if seed is not None:
+        check_key("--seed", "run.seed", seed)
+    changed = copy.deepcopy(scenario.config)
+    if replicates is not None:
+        changed["run"]["replicates"] = replicates
+    if seed is not None:
+        changed["run"]["seed"] = seed
+    return dataclasses.replace(scenario, config=freeze(changed))
+
+
 def simulate(scenario: Scenario, engine: str | None = None, replicates: int | None = None,
              seed: int | None = None, progress: bool = False,
              params: ModelParameters | None = None,
@@ -75,24 +93,16 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
                               national=params)
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
-    if replicates is not None or seed is not None:  # a variant: the scenario stays as it is
-        if replicates is not None:
-            check_key("--replicates", "run.replicates", replicates)
-        if seed is not None:
-            check_key("--seed", "run.seed", seed)
-        changed = copy.deepcopy(scenario.config)
-        if replicates is not None:
-            changed["run"]["replicates"] = replicates
-        if seed is not None:
-            changed["run"]["seed"] = seed
-        scenario = dataclasses.replace(scenario, config=freeze(changed))
+    scenario = variant(scenario, replicates, seed)
     config = scenario.config
     engine = engine or config["run"]["engine"]
     start = time.perf_counter()
     params = params if params is not None else cached_parameters(config)
     national_areas = national_lever_areas(config, params, str(scenario.path or "scenario"))
+    extra: dict[str, str] = {}
     if national_areas is not None:  # levers with `areas` in a national run
         config, shares = national_areas
+        extra["lever_area_shares"] = json.dumps(shares)
     if engine == "stockflow":
         ds = project_stockflow(params, config)
         used_seed = None
@@ -113,12 +123,24 @@ def simulate(scenario: Scenario, engine: str | None = None, replicates: int | No
             ds.attrs["reinvested_gbp_m"] = json.dumps(reinvested_paths(run_config))
     else:
         raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
-    ds = add_costs(ds, params, config)  # post-processing: the same for both engines
-    ds = add_bands(ds, config)
+    return finish(ds, scenario, params, engine, used_seed, time.perf_counter() - start,
+                  extra=extra)
+
+
+def finish(ds: xr.Dataset, scenario: Scenario, params: ModelParameters, engine: str,
+           seed: int | None, wall_time_s: float, bands: bool = True,
+           extra: dict[str, str] | None = None) -> xr.Dataset:
+    """Post-processing, the same for both engines and for ``cicsim batch``: costs,
+    bands (not for parameter draws: the bands' backtest errors already contain
+    parameter uncertainty, :mod:`sim.results.bands`), provenance."""
+    config = scenario.config
+    ds = add_costs(ds, params, config)
+    if bands:
+        ds = add_bands(ds, config)
     ds.attrs.update(provenance_attrs(
-        scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
+        scenario.to_toml(), engine, seed, wall_time_s,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,
-               **({"lever_area_shares": json.dumps(shares)} if national_areas else {}),
+               **(extra or {}),
                "scenario_layers": json.dumps(scenario.layers),
                "parameters": json.dumps([list(r) for r in params.describe()])}))
     return ds
@@ -319,13 +341,8 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
     if workers is not None and workers < 1:
         raise InputError(f"--workers: must be at least 1, got {workers}")
     start = time.perf_counter()
-    changed = copy.deepcopy(scenario.config)
-    if replicates is not None:
-        changed["run"]["replicates"] = check_key("--replicates", "run.replicates",
-                                                 replicates)
-    if seed is not None:
-        changed["run"]["seed"] = check_key("--seed", "run.seed", seed)
-    config = freeze(changed)
+    scenario = variant(scenario, replicates, seed)
+    config = scenario.config
     engine = engine or config["run"]["engine"]
     if engine not in ("stockflow", "des"):
         raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")

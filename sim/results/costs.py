@@ -143,12 +143,13 @@ def add_costs(ds: xr.Dataset, params: ModelParameters, config: dict[str, Any],
               programmes.broadcast_like(children_in_need)]  # over replicates, if any
     cost = xr.concat(parts, dim=xr.DataArray(list(COST_COMPONENTS), dims="cost_component",
                                              name="cost_component"))
-    dims = [d for d in ("area", "replicate", "year", "cost_component") if d in cost.dims]
+    dims = [d for d in ("area", "draw", "replicate", "year", "cost_component")
+            if d in cost.dims]
     cost = cost.transpose(*dims, ...)
     out = ds.drop_vars(["cost_gbp", "cost_gbp_cash", "price_index"], errors="ignore")
     index = price_index(costs, ds["year"], base)
     out["cost_gbp"] = cost
-    out["cost_gbp_cash"] = (cost * index).transpose(*dims)
+    out["cost_gbp_cash"] = (cost * index).transpose(*dims, ...)
     out["price_index"] = index
     for name, price_base in (("cost_gbp", PRICE_BASE), ("cost_gbp_cash", CASH),
                              ("price_index", None)):

@@ -18,7 +18,7 @@ from fixtures import raw_params, small_config, with_initial_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.results.io import read_results, write_results
+from sim.results.io import data_hash, read_results, write_results
 from sim.run import project_stockflow
 
 factor = st.floats(min_value=0.3, max_value=3.0, allow_nan=False)
@@ -80,4 +80,6 @@ def test_projection_conserves_children(entry: float, exits: list[float], reentry
 
     with tempfile.TemporaryDirectory() as folder:  # tmp_path is per test, not per example
         nc, _ = write_results(ds, Path(folder) / "run.nc")
-        xr.testing.assert_identical(read_results(nc), ds)
+        again = read_results(nc)
+        assert again.attrs.pop("run_id") == data_hash(ds)[:16]  # the pair's id (io.py)
+        xr.testing.assert_identical(again, ds)

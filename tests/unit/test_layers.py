@@ -8,7 +8,7 @@ Layers, lowest first (DESIGN: model -> engines -> results -> workflows -> CLI):
 - data: ``sim.datasets``, ``sim.provenance``, ``sim.estimation`` (reads the shipped
   data; the base-year state is the engine's own equilibrium, so it sits above engines);
 - results: ``sim.results``;
-- workflows: scenarios, calibration, sweeps, sensitivity, solve, reinvestment, run;
+- workflows: scenarios, calibration, sweeps, sensitivity, solve, reinvestment, run, batch;
 - cli: the command-line modules.
 
 Every ``import`` counts, wherever it is written (a function-level import must not hide
@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("sim.datasets", "sim.provenance", "sim.estimation")),
     ("results", ("sim.results",)),
     ("workflows", ("sim.scenarios", "sim.calibration", "sim.sweep", "sim.sensitivity",
-                   "sim.solve", "sim.reinvestment", "sim.reconciliation", "sim.run")),
+                   "sim.solve", "sim.reinvestment", "sim.reconciliation", "sim.run",
+                   "sim.batch")),
     ("cli", ("sim.cli", "sim.__main__", "sim.compare_cli", "sim.calibration.cli",
              "sim.ssda903_cli")),
 )

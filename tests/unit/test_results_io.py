@@ -27,8 +27,10 @@ def test_round_trip_is_identical(projection: xr.Dataset, tmp_path: Path) -> None
     nc, csv = write_results(projection, tmp_path / "run.nc")
     assert (nc, csv) == (tmp_path / "run.nc", tmp_path / "run.csv")
     again = read_results(nc)
-    xr.testing.assert_identical(again, projection)
-    assert again.attrs == projection.attrs
+    run_id = again.attrs["run_id"]  # the pair's id (io.py): the only attribute added
+    assert io.csv_run_id(csv) == run_id
+    xr.testing.assert_identical(again, projection.assign_attrs(run_id=run_id))
+    assert again.attrs == {**projection.attrs, "run_id": run_id}
 
 
 def test_read_results_does_not_hold_the_file_open(projection: xr.Dataset,
@@ -75,8 +77,10 @@ def test_csv_columns_and_values(projection: xr.Dataset, tmp_path: Path) -> None:
     _, csv = write_results(projection, tmp_path / "run.nc")
     frame = pd.read_csv(csv)
     columns = list(frame.columns)
-    assert columns[:3] == ["scenario", "variable", "year"]
+    # run_id first (the pair's id, io.py), then the tidy frame
+    assert columns[:4] == ["run_id", "scenario", "variable", "year"]
     assert columns[-2:] == ["value", "unit"]
+    assert frame["run_id"].nunique() == 1
     for dim in ("age_group", "reason", "placement", "stream"):
         assert dim in columns
     assert set(frame["variable"]) == set(projection.data_vars)

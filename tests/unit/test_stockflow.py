@@ -116,5 +116,6 @@ def test_run_writes_netcdf_and_csv_with_provenance(tmp_path: Path) -> None:
         assert key in again.attrs
     assert "base_year = 2022" in again.attrs["scenario_toml"]
     header = csv_path.read_text().splitlines()[0]
-    assert header.startswith("scenario,variable,year") and header.endswith("value,unit")
+    # the pair's run_id first (sim/results/io.py), then the tidy frame
+    assert header.startswith("run_id,scenario,variable,year") and header.endswith("value,unit")
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind

@@ -7,14 +7,24 @@ which is far slower at national scale.  All give identical records for the same 
 (tests compare them); ``path`` forces one.
 
 Workers: replicates are independent streams and are combined in replicate order, so
-the output is identical for any number of worker processes.
+the output is identical for any number of worker processes.  A worker process dies with
+its parent (:func:`die_with_parent`), whatever killed the parent, so a ``kill -9`` of a
+run never leaves orphans holding a national replicate's memory.  ``cicsim batch``
+(:mod:`sim.batch`) runs chunks of replicates through :func:`run_replicates` on
+dask.distributed; :func:`assemble` turns the chunks into the same dataset.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Literal
 
@@ -55,12 +65,44 @@ def simulate_replicate(model: CompiledModel, replicate: int,
     return QueueReplicate(model, replicate).run()
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process exit when ``parent_pid`` does, however it died.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill us when the parent
+    exits, even by SIGKILL; then, since the parent may have died before the call, check
+    it is still our parent.  Elsewhere (or if prctl is unavailable): a daemon thread
+    polls the parent pid once a second.
+    """
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # died between the check and the call
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 _WORKER_MODEL: CompiledModel | None = None
 _WORKER_PATH: DesPath = "auto"
 
 
-def _worker_init(model: CompiledModel, path: DesPath) -> None:
+def _worker_init(model: CompiledModel, path: DesPath, parent_pid: int) -> None:
     global _WORKER_MODEL, _WORKER_PATH
+    die_with_parent(parent_pid)
     _WORKER_MODEL, _WORKER_PATH = model, path
 
 
@@ -68,6 +110,23 @@ def _worker_records(replicate: int) -> tuple[int, list[dict[str, Array]], int, i
     assert _WORKER_MODEL is not None
     result = simulate_replicate(_WORKER_MODEL, replicate, _WORKER_PATH)
     return replicate, result.records, result.heap_events, result.transitions
+
+
+def run_replicates(model: CompiledModel, replicates: Sequence[int], path: DesPath = "auto",
+                   ) -> xr.Dataset:
+    """Replicates ``replicates`` (any subset, e.g. one batch task's chunk), stacked along
+    ``replicate`` with their own indices; the event and transition counts summed in the
+    ``des_heap_events`` / ``des_transitions`` attributes.  Each replicate depends only on
+    the root seed and its index, so chunks combine into exactly the dataset of one run."""
+    datasets, heap_events, transitions = [], 0, 0
+    for replicate in replicates:
+        result = simulate_replicate(model, replicate, path)
+        datasets.append(build_dataset(list(model.years), result.records))
+        heap_events += result.heap_events
+        transitions += result.transitions
+    ds = stack_replicates(datasets).assign_coords(replicate=list(replicates))
+    ds.attrs.update({"des_heap_events": heap_events, "des_transitions": transitions})
+    return ds
 
 
 def default_workers(replicates: int) -> int:
@@ -110,7 +169,8 @@ def run(params: ModelParameters, config: dict[str, Any],
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_worker_init, initargs=(model, path)) as pool:
+                                 initializer=_worker_init,
+                                 initargs=(model, path, os.getpid())) as pool:
             futures = [pool.submit(_worker_records, r) for r in range(total)]
             for count, future in enumerate(as_completed(futures), start=1):
                 replicate, records, events, moves = future.result()
@@ -120,11 +180,17 @@ def run(params: ModelParameters, config: dict[str, Any],
                 done(count)
     datasets = [build_dataset(list(model.years), outputs[r]) for r in range(total)]
     ds = stack_replicates(datasets)
+    ds.attrs.update({"des_heap_events": heap_events, "des_transitions": transitions})
+    return assemble(model, ds)
+
+
+def assemble(model: CompiledModel, ds: xr.Dataset) -> xr.Dataset:
+    """The run's attributes on replicates stacked in order (``run`` and ``cicsim batch``
+    both end here, so their files carry the same description)."""
+    ds = ds.copy()
     ds.attrs.update({
         "des_population_scale": model.population_scale,
-        "des_replicates": total,
-        "des_heap_events": heap_events,
-        "des_transitions": transitions,
+        "des_replicates": int(ds.sizes["replicate"]),
         "capacity": json.dumps({
             **model.capacity.__dict__,
             "simulated_foster_places": model.foster_places,
