@@ -101,13 +101,13 @@ def test_the_task_hash_covers_seed_engine_and_task(small_baseline: Scenario) -> 
 def test_draws_are_paired_across_scenarios_and_chunks(tmp_path: Path) -> None:
     """Stock-flow parameter draws: draw d is the same calibrated sample whatever the
     chunking, and the scenarios of one batch share it (paired differences)."""
-    scenarios = [load_scenario(REPO / "scenarios" / f"{name}.toml", ["run.end_year=2026"])
+    scenarios = [load_scenario(REPO / "scenarios" / f"{name}.toml", ["run.end_year=2028"])
                  for name in ("baseline", "review-full")]
     a = run_batch(scenarios, "stockflow", 4, tmp_path / "d.nc", workers=0, chunk=3)
     b = run_batch(scenarios, "stockflow", 4, tmp_path / "e.nc", workers=0, chunk=4)
     assert a.data_hash == b.data_hash
     ds = a.dataset
-    assert dict(ds.looked_after.sizes) == {"scenario": 2, "draw": 4, "year": 5}
+    assert dict(ds.looked_after.sizes) == {"scenario": 2, "draw": 4, "year": 7}
     last = ds.looked_after.isel(year=-1)
     assert np.unique(last.sel(scenario="baseline").values).size == 4  # draws differ
     # draw 0 is `cicsim run` with the first calibrated sample set by --set
@@ -116,7 +116,7 @@ def test_draws_are_paired_across_scenarios_and_chunks(tmp_path: Path) -> None:
 
     first = sample_parameter_sets(1, int(scenarios[0].config["run"]["seed"]))[0]
     single = simulate(load_scenario(REPO / "scenarios" / "baseline.toml",
-                                    ["run.end_year=2026", *as_set_arguments(first)]))
+                                    ["run.end_year=2028", *as_set_arguments(first)]))
     np.testing.assert_allclose(ds.looked_after.sel(scenario="baseline", draw=0).values,
                                single.looked_after.values, rtol=1e-12)
 
