@@ -47,7 +47,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         reference_for,
         to_markdown,
     )
-    from sim.results.report import ReportInputs, atomic_write_text, write_report
+    from sim.results.io import atomic_write_text
+    from sim.results.report import ReportInputs, write_report
 
     out = Path(args.out)
     # Read and check every input before writing anything (bad input writes nothing).

@@ -202,7 +202,7 @@ def tornado_pngs(table: pd.DataFrame, out_dir: Path, stem: str) -> list[Path]:
 def run_sensitivity(scenario: Scenario, baseline: Scenario, out_dir: Path, year: int = 2032,
                     quiet: bool = False) -> tuple[Path, list[Path], pd.DataFrame]:
     """Write ``<out_dir>/<scenario>.csv`` and its tornado PNGs."""
-    from sim.results.report import atomic_write_text
+    from sim.results.io import atomic_write_text
 
     total = len(lever_assumptions(scenario.config) + cost_assumptions(scenario.config))
     started: list[str] = []

@@ -537,7 +537,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     solution = run_solve(problem, progress=None if args.quiet else report)
     if out is not None:
-        from sim.results.report import atomic_write_text
+        from sim.results.io import atomic_write_text
 
         atomic_write_text(out, json.dumps(solution_record(solution), indent=2) + "\n")
         print(f"wrote {out}")

@@ -142,8 +142,8 @@ def expand(sweep: Sweep) -> list[tuple[float, Scenario]]:
 
 def run_sweep(sweep: Sweep, out_dir: Path, quiet: bool = False) -> tuple[Path, pd.DataFrame]:
     """Run every value and the baseline; write the runs, the summary CSV and its chart."""
+    from sim.results.io import atomic_write_text
     from sim.results.plots import sweep_chart
-    from sim.results.report import atomic_write_text
 
     run_dir = out_dir / sweep.name
     baseline = load_scenario(sweep.baseline)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import load_scenario
@@ -126,3 +127,30 @@ def small_model(end_year: int = END_YEAR, overrides: list[str] | None = None,
 
 def copy_config(config: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(config)
+
+
+# Variables that count children (stocks) or children per year (flows): never negative.
+COUNTS = ("looked_after", "looked_after_by_age", "looked_after_by_placement",
+          "looked_after_by_stage", "looked_after_by_stream", "looked_after_uasc",
+          "started", "started_by_age", "started_every_episode", "started_uasc",
+          "started_by_stream", "ceased", "ceased_by_stream", "returned_home", "reentered",
+          "home_after_care", "cin_pool", "cin", "cin_referrals")
+
+
+def assert_balanced(ds: xr.Dataset) -> None:
+    """Every count finite and non-negative (to rounding), the stock identity exact
+    (stock change = starts - ceased), and every breakdown adding up to the total: a lost
+    or double-counted state would show here.  Tolerances are floating-point rounding
+    relative to the largest stock, not modelling error."""
+    scale = float(ds.looked_after.max())
+    for name in COUNTS:
+        values = ds[name].values
+        assert np.all(np.isfinite(values)), name
+        assert values.min() >= -1e-9 * scale, (name, values.min())
+    stock = ds.looked_after.values
+    net = (ds.started_every_episode - ds.ceased.sum("reason")).values
+    np.testing.assert_allclose(np.diff(stock), net[1:], rtol=1e-9, atol=1e-9 * scale)
+    for name in ("looked_after_by_age", "looked_after_by_placement",
+                 "looked_after_by_stage", "looked_after_by_stream"):
+        dim = next(d for d in ds[name].dims if d != "year")
+        np.testing.assert_allclose(ds[name].sum(dim).values, stock, rtol=1e-9)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.calibration.backtest import TREATMENTS, recent_trend_keys
+from sim.calibration.backtest import TREATMENTS, parse_origins, recent_trend_keys
 from sim.datasets import load_area_observed, load_observed
 from sim.engines import stockflow
 from sim.errors import InputError
@@ -260,19 +260,8 @@ def write_report(scored: Scored, out_dir: str | Path) -> dict[str, Path]:
     return {"csv": csv_path, "report": md_path}
 
 
-def _parse_origins(text: str) -> list[int]:
-    try:
-        if ":" in text:
-            first, last = (int(p) for p in text.split(":"))
-            return list(range(first, last + 1))
-        return [int(p) for p in text.split(",")]
-    except ValueError:
-        raise InputError(f"backtest-areas: --origins {text!r} must be FIRST:LAST or a "
-                         "comma list of years") from None
-
-
 def _cmd(args: argparse.Namespace) -> int:
-    origins = _parse_origins(args.origins)
+    origins = parse_origins(args.origins)
     if not origins:
         raise InputError(f"backtest-areas: --origins {args.origins!r} names no year")
     methods = args.methods.split(",") if args.methods else list(METHODS)

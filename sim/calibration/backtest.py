@@ -428,3 +428,15 @@ def base_year_slopes(method: str, scenario_path: str | Path | None = None,
     scenario = load_scenario(scenario_path or "scenarios/uncalibrated.toml")
     base_year = int(scenario.config["run"]["base_year"])
     return recent_trend_keys(load_observed(base_year, data_dir), base_year, treatment)
+
+
+def parse_origins(text: str) -> list[int]:
+    """``--origins``: ``2014:2020`` (a range, ends included) or ``2014,2016``."""
+    try:
+        if ":" in text:
+            first, last = (int(p) for p in text.split(":"))
+            return list(range(first, last + 1))
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise InputError(f"--origins {text!r} must be FIRST:LAST or a comma "
+                         "list of years") from None

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sim.calibration.backtest import parse_origins
 from sim.calibration.targets import DEFAULT_TARGETS
 from sim.progress import bar as progress_bar
 from sim.progress import wrote_line
@@ -40,20 +41,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print("skipped targets: " + "; ".join(skipped))
     print(wrote_line([layer, uncertainty, paths["report"], f"plots in {args.report_dir}"]))
     return 0
-
-
-def parse_origins(text: str) -> list[int]:
-    """``2014:2020`` (a range, ends included) or ``2014,2016``."""
-    from sim.errors import InputError
-
-    try:
-        if ":" in text:
-            first, last = (int(p) for p in text.split(":"))
-            return list(range(first, last + 1))
-        return [int(p) for p in text.split(",")]
-    except ValueError:
-        raise InputError(f"backtest: --origins {text!r} must be FIRST:LAST or a comma "
-                         "list of years") from None
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from sim.datasets import data_hashes
 from sim.errors import InputError
 from sim.model.parameters import Array
 from sim.provenance import REPO_ROOT, git_commit
+from sim.results.io import atomic_write_text
 from sim.scenarios import schema
 
 DEFAULT_LAYER = REPO_ROOT / "scenarios" / "layers" / "calibrated.toml"
@@ -38,14 +38,6 @@ def uncertainty_path(layer_path: str | Path) -> Path:
     """``calibrated.toml`` -> ``calibrated.uncertainty.json`` (same folder)."""
     layer_path = Path(layer_path)
     return layer_path.with_name(layer_path.stem + ".uncertainty.json")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
 
 
 def _sha256(path: Path) -> str:
@@ -134,7 +126,7 @@ def write_layer(result: CalibrationResult, out_path: str | Path = DEFAULT_LAYER,
     for section, table in tables.items():
         lines += ["", f"[{section}]"] + [f"{name} = {value!r}" for name, value in
                                          table.items()]
-    _atomic_write(out_path, "\n".join(lines) + "\n")
+    atomic_write_text(out_path, "\n".join(lines) + "\n")
     json_path = uncertainty_path(out_path)
     bounds = [_key_bounds(k) for k in result.carried_keys]
     payload = {
@@ -152,7 +144,7 @@ def write_layer(result: CalibrationResult, out_path: str | Path = DEFAULT_LAYER,
         "fitted_covariance": result.covariance.tolist(),
         "provenance": info,
     }
-    _atomic_write(json_path, json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(payload, indent=2) + "\n")
     return out_path, json_path
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from sim.engines.schema import VARIABLES
 from sim.results.compare import ScenarioResult, mean_over_replicates
+from sim.results.io import save_atomically
 from sim.results.precision import DECIMALS, DEFAULT_DECIMALS, rounded
 
 EXCEL_SHEET_NAME_LIMIT = 31  # Excel refuses longer sheet names
@@ -171,27 +172,9 @@ def write_xlsx(results: Sequence[ScenarioResult], path: Path) -> Path:
         sheet.freeze_panes = sheet.cell(row=2, column=1 + sum(
             not isinstance(c, int) for c in table.columns))
         sheet.column_dimensions["A"].width = 26
-    return _save_atomically(path, book.save)
+    return save_atomically(path, book.save)
 
 
 def write_csv_wide(results: Sequence[ScenarioResult], path: Path) -> Path:
     """The wide CSV: scenario, variable, breakdowns, unit, one column per year."""
-    return _save_atomically(path, lambda tmp: wide_frame(results).to_csv(tmp, index=False))
-
-
-def _save_atomically(path: Path, save: object) -> Path:
-    """Write through a temporary file in the same folder, then rename."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save(name)  # type: ignore[operator]
-        os.chmod(name, 0o644)
-        os.replace(name, path)
-    finally:
-        if os.path.exists(name):
-            os.unlink(name)
-    return path
+    return save_atomically(path, lambda tmp: wide_frame(results).to_csv(tmp, index=False))

@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,19 +104,33 @@ def data_hash(ds: xr.Dataset) -> str:
     return digest.hexdigest()
 
 
-def write_atomic_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write one NetCDF file atomically (no CSV; e.g. a batch task's result)."""
+def save_atomically(path: str | Path, save: Callable[[Path], object]) -> Path:
+    """Write ``path`` through ``save(temporary path)`` in the same folder, then rename.
+
+    Every file cicsim writes goes through here (NetCDF, CSV, report, workbook, layers),
+    so a killed write never leaves half a file that make would take as up to date, and
+    its temporary file carries the pid that :func:`clean_stale_temps` checks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path.parent)
     tmp = _atomic_path(path)
     try:
-        ds.to_netcdf(tmp)
+        save(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text (UTF-8) atomically: :func:`save_atomically`."""
+    return save_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_atomic_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write one NetCDF file atomically (no CSV; e.g. a batch task's result)."""
+    return save_atomically(path, ds.to_netcdf)
 
 
 def tidy_frame(ds: xr.Dataset) -> pd.DataFrame:

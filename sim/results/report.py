@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,24 +30,10 @@ from sim.results.compare import (
     run_metadata,
     value_in,
 )
+from sim.results.io import atomic_write_text
 
 REVIEW_KEPT_AT_HOME_2032 = 30_000  # review.csv: "30,000 more children living safely..."
 REVIEW_BASELINE_2032 = 100_000  # review.csv: "approaching 100,000" by 2032
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write via a temporary file and rename, so make never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(name, 0o644)
-        os.replace(name, path)
-    finally:
-        if os.path.exists(name):
-            os.unlink(name)
-    return path
 
 
 @dataclass
