@@ -125,6 +125,10 @@ def _cmd_params(args: argparse.Namespace) -> int:
     from sim.scenarios.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.set)
+    if args.scenario is None:  # the built-in defaults are not the do-nothing forecast
+        print("note: no scenario given, so these are the built-in defaults (uncalibrated "
+              "trends); for the calibrated do-nothing: cicsim params scenarios/baseline.toml",
+              file=sys.stderr)
     params = cached_parameters(scenario.config)
     print("| parameter | value | unit | bounds | source |")
     print("|---|---|---|---|---|")
@@ -189,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=_cmd_validate)
 
     params = sub.add_parser("params", help="print every parameter with its source")
-    params.add_argument("scenario", nargs="?", default=None)
+    params.add_argument("scenario", nargs="?", default=None,
+                        help="scenario file (default: the built-in, uncalibrated defaults)")
     params.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     params.set_defaults(func=_cmd_params)
 

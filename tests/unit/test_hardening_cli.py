@@ -234,3 +234,13 @@ def test_a_policys_base_year_is_the_baselines(baseline_params: ModelParameters) 
                                                   "rates.reunification_multiplier=1.3"]),
                       params=baseline_params)
     xr.testing.assert_equal(_base_year(policy), _base_year(baseline))
+
+
+def test_params_without_a_scenario_says_it_shows_the_uncalibrated_defaults(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sim.cli import main
+
+    assert main(["params"]) == 0
+    captured = capsys.readouterr()
+    assert "uncalibrated" in captured.err and "scenarios/baseline.toml" in captured.err
+    assert captured.out.startswith("| parameter |")
