@@ -49,7 +49,10 @@ def variable_frame(results: Sequence[ScenarioResult], name: str) -> pd.DataFrame
     for result in results:
         if name not in result.ds:
             continue
-        values = mean_over_replicates(result.ds[name])
+        # A run by area is exported by area (its `area` column; England's sum included
+        # when the run has it), not as the total the comparison table uses.
+        source = result.area_ds if result.area_ds is not None else result.ds
+        values = mean_over_replicates(source[name])
         unit = _unit(result, name)
         breakdown = [d for d in values.dims if d != "year"]
         frame = values.to_dataframe(name="value").reset_index()
@@ -59,8 +62,12 @@ def variable_frame(results: Sequence[ScenarioResult], name: str) -> pd.DataFrame
             frame.set_index("year")[["value"]].T
         wide = wide.reset_index(drop=not breakdown)
         wide.columns = [int(c) if str(c).isdigit() else c for c in wide.columns]
+        if "area" in breakdown and "area_name" in source.coords:
+            names = dict(zip(source["area"].values.tolist(),
+                             source["area_name"].values.tolist(), strict=True))
+            wide.insert(breakdown.index("area") + 1, "area_name", wide["area"].map(names))
         wide.insert(0, "scenario", result.name)
-        wide.insert(len(breakdown) + 1, "unit", unit)
+        wide.insert(sum(not str(c).isdigit() for c in wide.columns), "unit", unit)
         frames.append(wide)
     table = pd.concat(frames, ignore_index=True, sort=False)
     years = sorted(c for c in table.columns if isinstance(c, int))

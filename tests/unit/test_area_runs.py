@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from fixtures import raw_params, small_config, with_initial_state
 
@@ -167,6 +168,25 @@ def test_tidy_csv_has_an_area_column(fake_areas):
     assert {"area", "area_name"} <= set(frame.columns)
     assert set(frame.loc[frame.variable == "looked_after", "area"]) == {"E06000059",
                                                                        "E10000019"}
+
+
+def test_exports_carry_the_area_column(fake_areas, tmp_path):
+    """The wide CSV and the workbook export a run by area by area (issue 11 item 5),
+    with the area's name, not only the total the comparison table uses."""
+    from openpyxl import load_workbook
+
+    from sim.results.compare import load_results
+    from sim.results.export import write_csv_wide, write_xlsx
+    from sim.results.io import write_results
+
+    nc, _ = write_results(area_run("Dorset,Lincolnshire"), tmp_path / "a.nc")
+    results = load_results([str(nc)])
+    wide = pd.read_csv(write_csv_wide(results, tmp_path / "w.csv"))
+    stock = wide[wide.variable == "looked_after"]
+    assert list(stock["area"]) == ["E06000059", "E10000019"]
+    assert list(stock["area_name"]) == ["Dorset", "Lincolnshire"]
+    sheet = load_workbook(write_xlsx(results, tmp_path / "x.xlsx"))["looked_after"]
+    assert [c.value for c in sheet[1]][:4] == ["scenario", "area", "area_name", "unit"]
 
 
 def test_lever_with_areas_affects_only_those_areas(fake_areas):
