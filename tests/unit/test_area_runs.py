@@ -346,8 +346,8 @@ def test_compare_and_report_facet_by_area(fake_areas, tmp_path):
              write_results(funded, tmp_path / "f.nc")[0]]
     assert main(["compare", *map(str, paths), "--out", str(tmp_path / "cmp"),
                  "--years", "2025", "2030"]) == 0
-    table = (tmp_path / "cmp" / "comparison.csv").read_text()
-    assert "dorset-help@all,baseline@all" in table
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv").set_index("scenario")
+    assert table.loc["dorset-help@all", "compared_with"] == "baseline@all"
     areas = __import__("pandas").read_csv(tmp_path / "cmp" / "areas.csv")
     assert len(areas) == 2 * len(AREAS)
     row = areas[(areas.scenario == "dorset-help@all") & (areas.area == "E06000059")]

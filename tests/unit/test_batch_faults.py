@@ -61,13 +61,13 @@ def _wait_until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-d
 
 
 def _kill_mid_way(argv: list[str], ready, cwd: Path) -> list[int]:  # type: ignore[no-untyped-def]
-    """Start ``argv`` in a new session, SIGKILL the parent once ``ready()``, return the
-    processes of its session still alive 15 s later."""
+    """Start ``argv`` in a new session, SIGKILL the parent once ``ready(its pid)``,
+    return the processes of its session still alive 15 s later."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     process = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_until(ready, 240), "the run never got going"
+        assert _wait_until(lambda: ready(process.pid), 240), "the run never got going"
         assert len(_session(process.pid)) > 1, "no worker processes to orphan"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -88,7 +88,8 @@ def test_killed_batch_leaves_nothing_and_resumes_to_identical_results(tmp_path: 
                        "6", "--workers", "2", "--out", str(path), "--quiet", *SMALL)
 
     argv = batch(out)
-    survivors = _kill_mid_way(argv, lambda: len(list(tasks.glob("*.nc"))) >= 2, tmp_path)
+    survivors = _kill_mid_way(argv, lambda _pid: len(list(tasks.glob("*.nc"))) >= 2,
+                              tmp_path)
     assert survivors == []
     assert not out.exists()
     # a temporary file as a kill inside a write leaves it (owner: a dead pid)
@@ -105,11 +106,12 @@ def test_killed_batch_leaves_nothing_and_resumes_to_identical_results(tmp_path: 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_des_run_workers_die_with_their_parent(tmp_path: Path) -> None:
+    # Long enough (40 national replicates on 2 workers) that it is killed while its
+    # workers run: ready once the parent has started them.
     argv = _cicsim("run", str(REPO / "scenarios" / "baseline.toml"), "--engine", "des",
-                   "--replicates", "8", "--workers", "2", "--out", str(tmp_path / "r.nc"),
-                   "--quiet", "--set", "run.population_scale=0.05")
-    started = time.monotonic()
-    survivors = _kill_mid_way(argv, lambda: time.monotonic() - started > 8, tmp_path)
+                   "--replicates", "40", "--workers", "2", "--out", str(tmp_path / "r.nc"),
+                   "--quiet")
+    survivors = _kill_mid_way(argv, lambda pid: len(_session(pid)) >= 3, tmp_path)
     assert survivors == []
 
 
@@ -144,7 +146,9 @@ def test_touching_a_scenario_reruns_only_what_depends_on_it(tmp_path: Path) -> N
         os.utime(path, (old, old))
     outputs = [tmp_path / "outputs" / f"{p.stem}.nc" for p in
                (tmp_path / "scenarios").glob("*.toml")]
-    outputs += [tmp_path / "outputs" / "sweeps" / "family-help.csv",
+    outputs += [tmp_path / "outputs" / "families-first-pathfinders-pathfinders.nc",
+                tmp_path / "outputs" / "baseline-pathfinders.nc",  # runs by area (Makefile)
+                tmp_path / "outputs" / "sweeps" / "family-help.csv",
                 tmp_path / "outputs" / "sensitivity" / "review-full.csv"]
     for step, paths in enumerate([list((tmp_path / "outputs" / ".deps").iterdir()), outputs,
                                   [tmp_path / "outputs" / "report.html"]]):
@@ -173,7 +177,7 @@ def test_cicsim_run_on_a_scheduler_equals_the_local_run(tmp_path: Path) -> None:
     from sim.cli import main
 
     scenario = str(REPO / "scenarios" / "baseline.toml")
-    common = ["--engine", "des", "--replicates", "2", "--quiet", *SMALL]
+    common = ["--engine", "des", "--replicates", "2", "--quiet", "--name", "baseline", *SMALL]
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster:
         assert main(["run", scenario, "--out", str(tmp_path / "remote.nc"),
