@@ -149,7 +149,24 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("run", "validate", "params", "cache")
+
+
+def _without_dask() -> None:
+    """Hide dask from this process (``sys.modules["dask"] = None``, Python's documented
+    way to block an import).  Why: xarray imports dask.array (~0.5 s) and, when writing
+    NetCDF, dask.distributed (~0.3 s) whenever they are installed, though a local run
+    uses neither; installed for ``cicsim batch``, they doubled a stock-flow run's time.
+    Only for the core commands run as a whole process (an in-process caller may import
+    dask later), and never with ``--scheduler``."""
+    for name in ("dask", "distributed"):
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+
+
+def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; ``extensions=False`` leaves out the commands other
+    modules register (:data:`EXTENSIONS`), whose imports (calibration, dask...) a
+    ``cicsim run`` does not need: start-up is most of a stock-flow run's time."""
     parser = _Parser(prog="cicsim", description="Children in care in England: "
                      "projections under funding scenarios")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
@@ -204,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dir: print the cache directory; clear: delete every entry")
     cache.set_defaults(func=_cmd_cache)
 
-    for module_name in EXTENSIONS:
+    for module_name in EXTENSIONS if extensions else ():
         importlib.import_module(module_name).register(sub)
     return parser
 
@@ -240,9 +257,14 @@ BROKEN_PIPE_EXIT = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     one_blas_thread()
+    whole_process = argv is None  # not called in-process (tests, notebooks)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        parser = build_parser()
+        core = bool(argv) and argv[0] in CORE_COMMANDS
+        if whole_process and core and "--scheduler" not in argv \
+                and "dask" not in sys.modules:
+            _without_dask()
+        parser = build_parser(extensions=not core)
         if not argv:  # no command: the usage and every command with what it does
             print(parser.format_help(), end="", file=sys.stderr)
             return 2
