@@ -210,7 +210,8 @@ def area_section_html(pairs: Sequence[tuple[str, xr.Dataset, str, xr.Dataset | N
     table = area_table(pairs, year)
     if table.empty:
         return ""
-    shown = table.copy()
+    # The HTML keeps what fits 1,000 px (region and the reference are in areas.csv).
+    shown = table.drop(columns=["region", "compared_with"], errors="ignore")
     for column in shown.columns:
         if column.startswith(("looked_after_", "change_vs_")):
             shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
@@ -225,6 +226,9 @@ def area_section_html(pairs: Sequence[tuple[str, xr.Dataset, str, xr.Dataset | N
         parts.append(f"<figure id=\"area-multiples\"><img alt=\"by area\" src=\"{chart_src}\">"
                      f"<figcaption>Children looked after, first {MAX_PANELS} areas at most: "
                      "scenario solid, its baseline dashed.</figcaption></figure>")
+    shown.columns = [str(c).replace("per_10000", f"per {PER_CHILDREN:,}")
+                     .replace("area_name", "authority").replace("_", " ")
+                     for c in shown.columns]
     parts.append(shown.to_html(index=False, table_id="area-table", escape=True,
                                border=0).replace("<table", "<table class=\"areas\"", 1))
     return "\n".join(parts)

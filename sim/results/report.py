@@ -171,7 +171,8 @@ h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom
 table{border-collapse:collapse;font-size:.76em;margin:1em 0;width:100%;table-layout:auto}
 th,td{border:1px solid #ccc;padding:.25em .35em;vertical-align:top}
 td{overflow-wrap:break-word}th{background:#f3f3f3;font-weight:600;overflow-wrap:normal}
-td.c-scenario,td.c-compared-with{min-width:6em}
+td.c-scenario,td.c-compared-with{min-width:6em;overflow-wrap:anywhere}
+table.areas td{overflow-wrap:normal}table.areas td:first-child{overflow-wrap:anywhere}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.text{min-width:5em}
 img{max-width:100%;height:auto;border:1px solid #eee}figure{margin:1.5em 0}
