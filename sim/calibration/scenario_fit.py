@@ -426,7 +426,7 @@ def layer_text(spec: FitSpec, result: FitResult, evidence: FitResult,
 
 def run_scenario_fit(targets: str | Path, out: str | Path | None = None) -> int:
     """``cicsim calibrate --targets FILE`` for a scenario fit: fit, print, write."""
-    from sim.calibration.layer import _atomic_write
+    from sim.results.io import atomic_write_text
 
     spec = load_fit_spec(targets)
     if out is not None:
@@ -436,7 +436,7 @@ def run_scenario_fit(targets: str | Path, out: str | Path | None = None) -> int:
     result = fit(problem)
     evidence = fit(problem, evidence_only=True)
     elapsed = time.perf_counter() - started
-    _atomic_write(spec.layer, layer_text(spec, result, evidence, elapsed))
+    atomic_write_text(spec.layer, layer_text(spec, result, evidence, elapsed))
     for line in summary_lines(spec, result, evidence):
         print(line)
     print(f"fitted {len(spec.keys)} keys in {elapsed:.1f} s ({problem.evaluations} "

@@ -261,8 +261,8 @@ def write_forecast_layer(rows: Sequence[Row], default: str, horizon: int,
     from datetime import UTC, datetime
 
     import sim
-    from sim.calibration.layer import _atomic_write
     from sim.provenance import git_commit
+    from sim.results.io import atomic_write_text
     from sim.scenarios.loader import dump_toml
 
     horizons = list(range(1, horizon + 1))
@@ -302,7 +302,7 @@ def write_forecast_layer(rows: Sequence[Row], default: str, horizon: int,
               "trends": trends,
               "bands": bands}
     path = Path(out_path)
-    _atomic_write(path, "\n".join(header) + "\n" + dump_toml(config))
+    atomic_write_text(path, "\n".join(header) + "\n" + dump_toml(config))
     return path
 
 
