@@ -93,6 +93,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ds = simulate(load_scenario(REPO / "scenarios" / f"{name}.toml"))
         paths.append(write_results(ds, tmp_path / f"{name}.nc")[0])
     paths.append(demo_run(tmp_path))
+    for name in ("baseline", "families-first-pathfinders"):  # runs by area: long names
+        ds = simulate(load_scenario(REPO / "scenarios" / f"{name}.toml"), area="pathfinders")
+        paths.append(write_results(ds, tmp_path / f"{name}-pathfinders.nc")[0])
     out = tmp_path / "out"
     assert main(["compare", *map(str, paths), "--out", str(out)]) == 0
     return out / "report.html"
@@ -101,7 +104,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_chart_renders_and_nothing_overflows_at_1000_px(report: Path) -> None:
     checks = browser_checks(report)
     assert checks["innerWidth"] == WIDTH
-    assert checks["images"] >= 7  # 3 policy, 3 variant, the demo's history and fans
+    assert checks["images"] >= 8  # 3 policy, 3 variant, the demo's 2, the area multiples
     assert checks["broken"] == []
     assert checks["wide"] == []
     assert checks["scrollWidth"] <= checks["innerWidth"]
