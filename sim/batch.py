@@ -34,7 +34,6 @@ import functools
 import hashlib
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import InputError
+from sim.progress import bar
 from sim.scenarios.loader import Scenario
 
 Axis = Literal["replicate", "draw"]
@@ -160,22 +160,6 @@ def _draw_datasets(params: Any, config: dict[str, Any], draws: Sequence[dict[str
 
 
 # --- client side -------------------------------------------------------------------
-
-class _Progress:
-    """``batch: 37/100 tasks`` on stderr, rewritten in place; silent when quiet or when
-    stderr is not a terminal (logs and CI)."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.done = total, 0
-        self.show = not quiet and sys.stderr.isatty()
-
-    def step(self, count: int = 1) -> None:
-        self.done += count
-        if self.show:
-            end = "\n" if self.done >= self.total else ""
-            print(f"\rbatch: {self.done}/{self.total} tasks", end=end, file=sys.stderr,
-                  flush=True)
-
 
 def _check_reachable(address: str) -> None:
     """A refused or unroutable ``tcp://host:port`` is bad input at once (dask itself
@@ -364,16 +348,17 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     hashes = {spec.task: task_hash(spec) for spec in specs}
     paths = {spec.task: folder / f"{spec.task.name}.nc" for spec in specs}
     todo = [spec for spec in specs if not _done(paths[spec.task], hashes[spec.task])]
-    progress = _Progress(len(specs), quiet)
-    progress.step(len(specs) - len(todo))
     start = time.perf_counter()
+    with bar(len(specs), "batch", quiet=quiet, unit="task") as progress:
+        progress.update(len(specs) - len(todo))  # already done: resumed
 
-    def save(spec: TaskSpec, ds: xr.Dataset) -> None:
-        write_atomic_netcdf(ds.assign_attrs(task_hash=hashes[spec.task]), paths[spec.task])
-        progress.step()
+        def save(spec: TaskSpec, ds: xr.Dataset) -> None:
+            write_atomic_netcdf(ds.assign_attrs(task_hash=hashes[spec.task]),
+                                paths[spec.task])
+            progress.update(1)
 
-    _execute({f"cicsim-{spec.task.name}-{hashes[spec.task][:12]}": spec for spec in todo},
-             workers, scheduler, save)
+        _execute({f"cicsim-{spec.task.name}-{hashes[spec.task][:12]}": spec
+                  for spec in todo}, workers, scheduler, save)
     by_scenario = {name: [paths[s.task] for s in specs if s.task.scenario == name]
                    for name in names}
     ds = gather(scenarios, engine, axis, by_scenario, time.perf_counter() - start)
