@@ -52,6 +52,14 @@ def stream_seed_sequence(root_seed: int, replicate: int, stream: str) -> np.rand
     return np.random.SeedSequence(root_seed, spawn_key=(replicate, stable_hash(stream)))
 
 
+def area_seed(root_seed: int, code: str) -> int:
+    """The DES root seed of one area: a function of (root seed, area code) only, so an
+    area's replicates (seeded from it and the replicate number) never depend on the
+    other areas of the run or on the worker that runs them."""
+    sequence = np.random.SeedSequence(root_seed, spawn_key=(stable_hash(f"area:{code}"),))
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def stream_generator(root_seed: int, replicate: int, stream: str) -> np.random.Generator:
     """A numpy Generator for a named stream (for draws not tied to a child)."""
     return np.random.Generator(np.random.PCG64(stream_seed_sequence(root_seed, replicate,

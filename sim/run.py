@@ -28,7 +28,7 @@ from sim.results.bands import add_bands
 from sim.results.costs import add_costs, area_other_spend
 from sim.results.io import write_results
 from sim.results.paths import check_output_path
-from sim.rng import stable_hash
+from sim.rng import area_seed
 from sim.scenarios.loader import Scenario, check_key, freeze
 
 BASE_YEAR_NOTE = ("base-year stock is the published 31 March figure; base-year flows are "
@@ -315,14 +315,6 @@ def local_capacity(config: dict[str, Any], params: ModelParameters,
     out = copy.deepcopy(config)
     out["capacity"].update(changes)
     return out
-
-
-def area_seed(root_seed: int, code: str) -> int:
-    """The DES root seed of one area: a function of (root seed, area code) only, so an
-    area's replicates (seeded from it and the replicate number) never depend on the
-    other areas of the run or on the worker that runs them."""
-    sequence = np.random.SeedSequence(root_seed, spawn_key=(stable_hash(f"area:{code}"),))
-    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
