@@ -184,3 +184,15 @@ def test_cicsim_run_on_a_scheduler_equals_the_local_run(tmp_path: Path) -> None:
                      "--scheduler", cluster.scheduler_address, *common]) == 0
     assert main(["run", scenario, "--out", str(tmp_path / "local.nc"), *common]) == 0
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_local_workers_start_without_a_malloc_threshold() -> None:
+    """Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_``, which makes a national DES replicate
+    ~3x slower in a worker (sim.batch.dask_client); the batch's local workers must not
+    inherit it, and keep the one-BLAS-thread settings."""
+    from sim.batch import dask_client
+
+    with dask_client(1, None) as client:
+        environ = client.submit(lambda: dict(os.environ), pure=False).result()
+    assert not [k for k in environ if k.startswith("MALLOC_")]
+    assert environ.get("OPENBLAS_NUM_THREADS") == "1"
