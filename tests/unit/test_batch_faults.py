@@ -82,10 +82,13 @@ def _kill_mid_way(argv: list[str], ready, cwd: Path) -> list[int]:  # type: igno
 def test_killed_batch_leaves_nothing_and_resumes_to_identical_results(tmp_path: Path) -> None:
     out = tmp_path / "killed" / "k.nc"
     tasks = out.parent / ".batch" / "k"
+    replicates = 40
 
     def batch(path: Path) -> list[str]:
+        # enough replicates that the kill (polled every 0.2 s) lands before the end
         return _cicsim("batch", str(REPO / "scenarios" / "baseline.toml"), "--replicates",
-                       "6", "--workers", "2", "--out", str(path), "--quiet", *SMALL)
+                       str(replicates), "--workers", "2", "--out", str(path), "--quiet",
+                       *SMALL)
 
     argv = batch(out)
     survivors = _kill_mid_way(argv, lambda _pid: len(list(tasks.glob("*.nc"))) >= 2,
@@ -96,7 +99,7 @@ def test_killed_batch_leaves_nothing_and_resumes_to_identical_results(tmp_path: 
     (tasks / ".baseline.replicate-000005-000006.nc.999999999.dead.tmp").write_text("x")
     rerun = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True)
     done = int(re.search(r"\((\d+) already done\)", rerun.stdout).group(1))
-    assert 2 <= done < 6
+    assert 2 <= done < replicates
     assert not list(out.parent.rglob("*.tmp"))
     fresh = subprocess.run(batch(tmp_path / "fresh.nc"), cwd=tmp_path, capture_output=True,
                            text=True, check=True)
