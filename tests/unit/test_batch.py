@@ -218,3 +218,22 @@ def test_stale_temporary_files_are_cleaned_and_live_ones_kept(tmp_path: Path) ->
     io.write_results(_small_dataset(1.0), tmp_path / "run.nc")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [live.name, fresh.name, "run.csv", "run.nc"])
+
+
+def test_shipped_worker_config_removes_the_malloc_variable() -> None:
+    """``etc/dask/cicsim.yaml`` (README: ``DASK_CONFIG=etc/dask dask worker ...``) merged
+    over dask's defaults leaves the nanny no ``MALLOC_*`` variable to set, and keeps
+    the one-thread BLAS ones.  (That the nanny drops a ``null`` was checked by hand,
+    docs/batch.md.)"""
+    import dask.config
+    import distributed  # noqa: F401  (registers the nanny's defaults)
+    from distributed.nanny import _get_env_variables
+
+    shipped = dask.config.collect(paths=[str(REPO / "etc" / "dask")], env={})
+    merged = dask.config.merge(dask.config.config, shipped)
+    environ = merged["distributed"]["nanny"]["pre-spawn-environ"]
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        spawned = _get_env_variables("distributed.nanny.pre-spawn-environ")
+    assert not [k for k in spawned if k.startswith("MALLOC_")]
+    assert spawned.get("OPENBLAS_NUM_THREADS") == "1"
