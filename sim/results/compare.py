@@ -368,6 +368,30 @@ def column_title(column: str) -> str:
     return column.replace("_", " ")
 
 
+# Unit suffixes of scenario keys, longest first ("foster_gbp_per_year" -> "£ a year").
+_KEY_UNITS = (("_gbp_per_child_year", "£ per child-year"), ("_gbp_per_year", "£ a year"),
+              ("_gbp_m", "£m"), ("_gbp", "£"), ("_years", "years"))
+_KEY_WORDS = {"cin": "children in need", "uasc": "UASC"}
+
+
+def parameter_label(key: str) -> str:
+    """A scenario key as a chart label: 'levers.family_help.unit_cost_gbp' ->
+    'family help: unit cost (£)', 'costs.cin_real_growth_per_year' -> 'cost: children
+    in need real growth per year'.  Mechanical, so every key gets one; the key itself
+    stays in the CSV for anyone who wants to set it."""
+    parts = key.split(".")
+    name, unit = parts[-1], ""
+    for suffix, text in _KEY_UNITS:
+        if name.endswith(suffix) and name != suffix.lstrip("_"):
+            name, unit = name.removesuffix(suffix), text
+            break
+    group = {"levers": parts[1] if len(parts) > 2 else "lever", "costs": "cost"}.get(
+        parts[0], ".".join(parts[:-1]))
+    words = " ".join(_KEY_WORDS.get(w, w) for w in name.split("_"))
+    label = f"{group.replace('_', ' ')}: {words}" if group else words
+    return f"{label} ({unit})" if unit else label
+
+
 TEXT_COLUMNS = ("scenario", "kind", "engine", "compared_with", "description")
 
 

@@ -31,6 +31,7 @@ from sim.results.compare import (  # noqa: E402
     column_title,
     find_baseline,
     mean_over_replicates,
+    parameter_label,
     reference_for,
     series,
     variable_label,
@@ -307,7 +308,8 @@ def tornado(table: pd.DataFrame, metric: str, path: Path, title: str,
                           xytext=(3 if result >= central else -3, 0),
                           textcoords="offset points")
     axis.axvline(central, color="black", lw=1)
-    axis.set_yticks(positions, list(rows["parameter"]), fontsize=7.5)
+    axis.set_yticks(positions, [parameter_label(k) for k in rows["parameter"]],
+                    fontsize=7.5)
     axis.set_xlabel(f"{column_title(metric)} (line: central {central:,.0f}; blue: low end "
                     "of range, orange: high end)", fontsize=8)
     axis.xaxis.set_major_formatter(THOUSANDS)

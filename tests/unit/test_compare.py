@@ -17,6 +17,7 @@ from sim.results.compare import (
     discount_factors,
     from_dataset,
     load_results,
+    parameter_label,
     to_markdown,
 )
 from sim.results.io import write_results
@@ -186,3 +187,16 @@ def test_csv_round_trip_keeps_numbers_unrounded(tmp_path: Path) -> None:
     table.to_csv(tmp_path / "t.csv", index=False)
     again = pd.read_csv(tmp_path / "t.csv")
     assert again.loc[1, "kept_at_home_2032"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(("key", "label"), [
+    ("levers.family_help.unit_cost_gbp", "family help: unit cost (£)"),
+    ("levers.foster_recruitment.lag_years", "foster recruitment: lag (years)"),
+    ("costs.cin_gbp_per_child_year", "cost: children in need (£ per child-year)"),
+    ("costs.residential_real_growth_per_year", "cost: residential real growth per year"),
+    ("levers.family_help.effect", "family help: effect"),
+    ("run.end_year", "run: end year"),
+])
+def test_parameter_label_reads_as_words(key: str, label: str) -> None:
+    """Tornado bars are labelled in words, not raw scenario keys."""
+    assert parameter_label(key) == label
