@@ -240,21 +240,22 @@ def write_report(scored: Scored, out_dir: str | Path) -> dict[str, Path]:
         lines.append(f"| {name} | {trend} | {p['n']} | {p['mape']:.2f} | {p['median']:.2f} "
                      f"| {p['wape']:.2f} | {p['bias']:+.2f} |{by_h}")
     lines += ["", f"Lowest pooled MAPE: **{best[0]}** rates with **{best[1]}** trends.", ""]
+    scored_methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     lines += ["## Which method forecasts each authority best", "",
               "Share of authorities whose own MAPE (over origins and horizons) is lowest "
               "under each rate method, per trend treatment:", "",
-              "| trend | " + " | ".join(METHODS) + " |",
-              "|---|" + "---:|" * len(METHODS)]
+              "| trend | " + " | ".join(scored_methods) + " |",
+              "|---|" + "---:|" * len(scored_methods)]
     for trend in dict.fromkeys(t for m, t in combos(rows) if m != BENCHMARK):
-        tables = {m: per_area_mape(rows, m, trend) for m in METHODS}
+        tables = {m: per_area_mape(rows, m, trend) for m in scored_methods}
         codes = sorted(set.intersection(*(set(t) for t in tables.values()))) if all(
             tables.values()) else []
-        wins = {m: 0 for m in METHODS}
+        wins = {m: 0 for m in scored_methods}
         for code in codes:
-            wins[min(METHODS, key=lambda m: tables[m][code])] += 1
+            wins[min(scored_methods, key=lambda m: tables[m][code])] += 1
         total = max(len(codes), 1)
         lines.append(f"| {trend} | " + " | ".join(f"{100 * wins[m] / total:.0f} %"
-                                                  for m in METHODS) + " |")
+                                                  for m in scored_methods) + " |")
     md_path = out / "skill.md"
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"csv": csv_path, "report": md_path}

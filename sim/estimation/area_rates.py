@@ -1,4 +1,4 @@
-"""Per-authority rates relative to England, pulled toward England by empirical Bayes.
+"""Per-authority rates relative to England, pulled toward the region by empirical Bayes.
 
 Method (docs/areas.md has the why):
 
@@ -10,11 +10,13 @@ Method (docs/areas.md has the why):
    average 1 by construction); exits are indirectly standardised for age (an
    authority with more teenagers is expected to have fewer adoptions).
 2. Gamma-Poisson: ``y ~ Poisson(theta e)``, ``theta ~ Gamma(a, b)``.  The prior's mean
-   and variance come from the method of moments across authorities (Marshall 1991:
-   between-area variance = weighted variance of ``y / e`` less the Poisson part), and
-   each authority's relative rate is the posterior mean ``(y + a) / (e + b)``: an
-   authority with little data (``e`` small against ``b``) lands near England, one with
-   much stays near its own ``y / e``.
+   is the pooled relative rate of the authority's ONS region (``method="regional"``,
+   the default, chosen by the area backtest) or of England (``"shrinkage"``); its
+   variance comes from the method of moments across authorities (Marshall 1991:
+   between-area variance = weighted variance of ``y / e`` around the prior means less
+   the Poisson part), and each authority's relative rate is the posterior mean
+   ``(y + a) / (e + b)``: an authority with little data (``e`` small against ``b``)
+   lands near its region (or England), one with much stays near its own ``y / e``.
 3. Benchmarking: the posterior means are raked by one factor per rate so the
    authorities' expected counts at the shrunk rates sum to their observed counts,
    which keeps the sum of the areas on England.
@@ -42,7 +44,7 @@ from sim.estimation.estimate import (
 from sim.model.parameters import Array
 
 POOL_YEARS = 3  # years of counts pooled per rate (base year and the two before)
-METHODS = ("shrinkage", "raw", "national")
+METHODS = ("shrinkage", "regional", "raw", "national")
 HAZARD_ROUTES = ROUTES  # spec.EXIT_ROUTES minus ageing out (non-hazard)
 UNDER_16_BANDS = (BANDS.index("10_to_15"), BANDS.index("16_and_over"))
 
@@ -60,8 +62,14 @@ class Relative:
     prior_rate: float
 
 
-def gamma_poisson(counts: Array, expected: Array, method: str = "shrinkage") -> Relative:
-    """Relative rates by empirical-Bayes gamma-Poisson (module docstring, steps 2-3)."""
+def gamma_poisson(counts: Array, expected: Array, method: str = "shrinkage",
+                  groups: Sequence[str] | None = None) -> Relative:
+    """Relative rates by empirical-Bayes gamma-Poisson (module docstring, steps 2-3).
+
+    ``method="regional"`` centres each authority's prior on its group's (region's)
+    pooled rate instead of England's, with one between-area variance (the spread around
+    the group means, corrected for the means fitted); ``groups`` names each
+    authority's group."""
     counts = np.asarray(counts, dtype=float)
     expected = np.asarray(expected, dtype=float)
     has = expected > 0
@@ -70,17 +78,33 @@ def gamma_poisson(counts: Array, expected: Array, method: str = "shrinkage") -> 
         ones = np.ones_like(counts)
         return Relative(ones, raw, np.zeros_like(counts), counts, expected, np.inf, np.inf)
     mean = counts[has].sum() / expected[has].sum()
-    spread = (expected[has] * (raw[has] - mean) ** 2).sum() / expected[has].sum()
-    between = spread - mean / expected[has].mean()
+    centre = np.full_like(counts, mean)  # each authority's prior mean
+    fitted = 1  # prior means fitted
+    if method == "regional":
+        if groups is None or len(groups) != len(counts):
+            raise ValueError("method 'regional' needs one group per authority")
+        labels = np.asarray(groups)
+        fitted = 0
+        for label in np.unique(labels):
+            member = labels == label
+            if expected[member & has].sum() > 0:
+                centre[member] = counts[member & has].sum() / expected[member & has].sum()
+                fitted += 1
+    n = int(has.sum())
+    spread = (expected[has] * (raw[has] - centre[has]) ** 2).sum() / expected[has].sum()
+    if fitted > 1:  # several fitted means use up degrees of freedom (about 9 of 150)
+        spread *= (n - 1) / max(n - fitted, 1)
+    between = spread - centre[has].sum() / expected[has].sum()
     if between <= 0:  # no variation beyond Poisson noise: complete pooling
         shape = rate = np.inf
-        posterior = np.full_like(counts, mean)
+        posterior = centre.copy()
         weight = np.zeros_like(counts)
     else:
+        shape_by, rate_by = centre**2 / between, centre / between
+        posterior = (counts + shape_by) / (expected + rate_by)
+        weight = expected / (expected + rate_by)
         shape, rate = mean**2 / between, mean / between
-        posterior = (counts + shape) / (expected + rate)
-        weight = expected / (expected + rate)
-    if method == "shrinkage":
+    if method in ("shrinkage", "regional"):
         ratio = posterior
     elif method == "raw":
         ratio = np.where(has, raw, mean)
@@ -255,7 +279,8 @@ def _uasc_starts(observed: Sequence[Observed], national: Observed, year: int) ->
 
 def estimate_area_rates(observed: Sequence[Observed], national: Observed, year: int,
                         exit_profile: Array, national_band_shares: Array,
-                        uasc_exit_rate: float, method: str = "shrinkage") -> AreaRates:
+                        uasc_exit_rate: float, method: str = "shrinkage",
+                        regions: Sequence[str] | None = None) -> AreaRates:
     """Relative rates for every authority (module docstring).  ``exit_profile`` is
     England's exit hazard by route x band (its age profile standardises exits)."""
     years = tuple(range(year - POOL_YEARS + 1, year + 1))
@@ -311,11 +336,11 @@ def estimate_area_rates(observed: Sequence[Observed], national: Observed, year: 
                 if counts.get(route) is not None:
                     exit_y[r, i, t] = counts[route]
                     exit_x[r, i, t] = float(at_risk @ exit_profile[r])
-    entry = [gamma_poisson(*_expected(entry_y[b], entry_x[b]), method)
+    entry = [gamma_poisson(*_expected(entry_y[b], entry_x[b]), method, regions)
              for b in range(len(BANDS))]
-    exits = [gamma_poisson(*_expected(exit_y[r], exit_x[r]), method)
+    exits = [gamma_poisson(*_expected(exit_y[r], exit_x[r]), method, regions)
              for r in range(len(HAZARD_ROUTES))]
-    closure = gamma_poisson(*_expected(closure_y, closure_x), method)
+    closure = gamma_poisson(*_expected(closure_y, closure_x), method, regions)
     # All-ages entries per year for the own-slope option: counts summed over bands
     # (missing if any band is), expected at each year's England rate by band.
     entry_total = entry_y.sum(axis=0)

@@ -265,7 +265,8 @@ def _estimate(config: Mapping[str, Any], records: Sequence[AreaRecord],
     ordered = [observed[r.area.dfe_code] for r in everyone]
     rates = estimate_area_rates(
         ordered, national_obs, year, national.exit_rate_per_year,
-        national.looked_after_base_by_band, config["uasc"]["exit_rate_per_year"], method)
+        national.looked_after_base_by_band, config["uasc"]["exit_rate_per_year"], method,
+        [r.area.region for r in everyone])
     index = {r.area: k for k, r in enumerate(everyone)}
     return _finish([_one_area(index[r.area], r, observed[r.area.dfe_code], rates, national,
                               config, trends) for r in records], config)
@@ -291,19 +292,21 @@ def _cache_key(config: Mapping[str, Any], areas: Sequence[Area], method: str,
 
 
 def area_parameters(config: Mapping[str, Any], areas: Sequence[Area], *,
-                    method: str = "shrinkage", national: ModelParameters | None = None,
+                    method: str = "regional", national: ModelParameters | None = None,
                     data_dir: Path | None = None, trends: str = "national"
                     ) -> list[ModelParameters]:
     """Base-year parameters for each of ``areas`` (in order); :data:`ENGLAND` gets the
     national ``cached_parameters(config)`` itself.
 
-    ``method``: ``shrinkage`` (default), ``raw`` (no pooling) or ``national`` (England's
-    rates, the authority's own levels).  ``trends``: ``national`` (default: the
-    scenario's slopes for every authority) or ``own`` (entry slope = England's + the
-    authority's shrunk relative slope).  ``national`` and ``data_dir`` let a backtest
-    pass parameters estimated from truncated data; only the default path (shipped
-    data, parameters from the cache) is cached, keyed by the national cache key (base
-    year, data hashes, estimation keys, code), the area codes and the method.
+    ``method``: ``regional`` (default: shrunk toward the authority's region, chosen by
+    the area backtest, docs/areas.md), ``shrinkage`` (toward England), ``raw`` (no
+    pooling) or ``national`` (England's rates, the authority's own levels).
+    ``trends``: ``national`` (default: the scenario's slopes for every authority) or
+    ``own`` (entry slope = England's + the authority's shrunk relative slope).
+    ``national`` and ``data_dir`` let a backtest pass parameters estimated from
+    truncated data; only the default path (shipped data, parameters from the cache) is
+    cached, keyed by the national cache key (base year, data hashes, estimation keys,
+    code), the area codes and the method.
     """
     if method not in METHODS:
         raise InputError(f"area method '{method}' is unknown; valid: {', '.join(METHODS)}")

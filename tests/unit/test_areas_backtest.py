@@ -46,7 +46,7 @@ def test_pooled_scores_and_report(tmp_path: Path) -> None:
     paths = write_report(Scored(rows, (2019,), 2, 2), tmp_path)
     text = paths["report"].read_text()
     assert "| **shrinkage** | hold | 4 | 4.50 |" in text
-    assert "| hold | 100 % | 0 % | 0 % |" in text
+    assert "| hold | 100 % | 0 % | 0 % |" in text  # the methods scored: shrinkage raw national
     assert len(paths["csv"].read_text().splitlines()) == 1 + len(rows)
 
 
@@ -76,7 +76,7 @@ def test_tiny_real_backtest(tmp_path: Path) -> None:
     scored = run_area_backtest([2019], 1, "scenarios/baseline.toml", trends=("hold",),
                                areas=areas)
     methods = {(r["method"], r["area_name"]) for r in scored.rows}
-    assert len(scored.rows) == 8 and len(methods) == 8  # 3 methods + no change, 2 areas
+    assert len(scored.rows) == 10 and len(methods) == 10  # 4 methods + no change, 2 areas
     for r in scored.rows:
         assert r["year"] == 2020 and np.isfinite(r["projected"]) and r["observed"] > 0
     # the projection starts from the published 2019 stock, so a year on it is close
@@ -95,7 +95,7 @@ def test_area_parameters_read_nothing_after_the_origin(tmp_path: Path) -> None:
     base = load_scenario("scenarios/baseline.toml").config
     corrupt = corrupted_copy(tmp_path, 2019)
     areas = resolve_areas("Kent,Wolverhampton,City of London")
-    for method in ("shrinkage", "raw"):
+    for method in ("regional", "shrinkage", "raw"):
         made = []
         for data_dir in (None, corrupt):
             config = origin_config(dict(base), 2019, 1, "national", data_dir)
