@@ -30,7 +30,7 @@ block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
 Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
-  (:func:`sim.model.rates.year_rates_stack`, levers resolved once per run), the
+  (:func:`sim.model.rates.year_rates_batch`, levers resolved once per run), the
   generators, the series, each year's monthly propagators with their source rows, and the
   whole record: the year loop only collects raw band sums (state and deviation on
   31 March, the sum of the monthly states), and care by placement, counters, home,
@@ -96,7 +96,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,8 +118,9 @@ from sim.engines.stockflow_reference import (  # noqa: F401  (the state-level AP
     snapshot,
 )
 from sim.model import spec
+from sim.model.levers import resolve_levers
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, year_rates, year_rates_stack
+from sim.model.rates import YearRates, year_rates, year_rates_batch
 
 R = fc.REDUCED
 N_AGE = spec.MAX_AGE_MONTHS
@@ -302,61 +302,33 @@ def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
     return powers[..., MONTHS, :, :], cross
 
 
-@dataclass
-class _Inputs:
-    """Everything a batch needs from the year rates: each run's stack of years (stacked
-    across runs a chunk at a time, :meth:`chunk`) and the small per-year figures
-    stacked (B, years)."""
-
-    years: list[int]
-    stacks: list[dict[str, Array]]  # per run, year_rates_stack's arrays (years, ...)
-    first_mix: Array  # (B, G, P): the base year's placement mix
-    family_help_served: Array  # (B, years)
-    programme_cost_gbp: Array  # (B, years)
-    repeat_start_share: Array  # (B,)
-
-    def chunk(self, lo: int, hi: int) -> tuple[dict[str, Array], Array]:
-        """The generator fields and sources (b, years, 216, 2) of runs ``lo:hi``.  Why a
-        chunk at a time: stacked for the whole batch, the sources alone are 38 MB for
-        1,000 runs, written once and read back from memory; a chunk's stay in cache
-        (the 1,000-draw batch takes 4 % less CPU time, paired)."""
-        part = self.stacks[lo:hi]
-        fields = {k: np.stack([s[k] for s in part]) for k in fc.RATE_FIELDS}
-        return fields, np.stack([s["sources"] for s in part])
-
-
 def _inputs(params_seq: Sequence[ModelParameters],
-            configs: Sequence[dict[str, Any]]) -> _Inputs:
+            configs: Sequence[dict[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
+    """The batch's years and each config's resolved levers (every config checked
+    before any run starts)."""
     base = params_seq[0].base_year
     end = configs[0]["run"]["end_year"]
     if any(p.base_year != base for p in params_seq) or any(
             c["run"]["end_year"] != end for c in configs):
         raise ValueError("project_batch: every run needs the same base and end year")
-    years = list(range(base, end + 1))
-    stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
-    return _Inputs(years, stacks, np.stack([s["placement_mix"][0] for s in stacks]),
-                   np.stack([s["family_help_served"] for s in stacks]),
-                   np.stack([s["programme_cost_gbp"] for s in stacks]),
-                   np.array([float(p.repeat_start_share) for p in params_seq]))
+    levers = [resolve_levers(c, where=f"scenario '{c.get('name', '?')}'") for c in configs]
+    return list(range(base, end + 1)), levers
 
 
-def _initial(params_seq: Sequence[ModelParameters],
-             mix: Array) -> tuple[Array, Array, Array, Array]:
-    """Reduced initial states (sources, state, deviation) of each distinct pair of
-    initial state and mix, and which of them each run starts from.  Why not one copy per
-    run: a batch of 1,000 draws shares one initial state, and stacking 1,000 copies of
-    it cost a tenth of the batch."""
-    index: dict[tuple[int, bytes], int] = {}
-    which = np.empty(len(params_seq), dtype=int)
+def _initial(params_seq: Sequence[ModelParameters], mix: Array,
+             reduced: dict[tuple[int, bytes], tuple[Array, Array, Array]]
+             ) -> tuple[Array, Array, Array]:
+    """Reduced initial states (sources, state, deviation) of the runs, each distinct
+    pair of initial state and mix reduced once per batch (``reduced``, shared by the
+    chunks).  Why: a batch of 1,000 draws shares one initial state."""
     parts = []
     for b, p in enumerate(params_seq):
         key = (id(p.initial_state), mix[b].tobytes())
-        if key not in index:
-            index[key] = len(parts)
-            parts.append(reduce_state(p.initial_state, mix[b]))
-        which[b] = index[key]
+        if key not in reduced:
+            reduced[key] = reduce_state(p.initial_state, mix[b])
+        parts.append(reduced[key])
     s0, x0, d0 = (np.stack(x) for x in zip(*parts, strict=True))
-    return s0, x0, d0, which
+    return s0, x0, d0
 
 
 N_AUG = N_STATE + len(SRC)  # a row of the monthly step: the state, then its sources
@@ -485,25 +457,34 @@ def _band_sum(rows: Array) -> Array:
 def _project_record(params_seq: Sequence[ModelParameters],
                     configs: Sequence[dict[str, Any]],
                     progress: ProgressCallback | None) -> tuple[list[int], dict[str, Array]]:
-    """The years and the record of every run, each array (runs, years, ...)."""
-    inputs = _inputs(params_seq, configs)
+    """The years and the record of every run, each array (runs, years, ...).
+
+    The year rates are built a chunk at a time (:func:`year_rates_batch`, one array
+    expression per hazard for the chunk's runs).  Why a chunk at a time: stacked for the
+    whole batch, the sources alone are 38 MB for 1,000 runs, written once and read back
+    from memory; a chunk's stay in cache (the 1,000-draw batch takes 4 % less CPU time,
+    paired)."""
+    years, levers = _inputs(params_seq, configs)
     n = len(params_seq)
-    s0, x0, d0, which = _initial(params_seq, inputs.first_mix)
-    parts = []
+    reduced: dict[tuple[int, bytes], tuple[Array, Array, Array]] = {}
+    parts, help_served, cost = [], [], []
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        fields, sources = inputs.chunk(lo, hi)
-        start = which[lo:hi]
-        parts.append(_chunk(fields, sources, s0[start], x0[start], d0[start],
-                            progress if hi == n else None))
+        rates = year_rates_batch(params_seq[lo:hi], configs[lo:hi], years, levers[lo:hi])
+        s0, x0, d0 = _initial(params_seq[lo:hi], rates["placement_mix"][:, 0], reduced)
+        parts.append(_chunk({k: rates[k] for k in fc.RATE_FIELDS}, rates["sources"],
+                            s0, x0, d0, progress if hi == n else None))
+        help_served.append(rates["family_help_served"])
+        cost.append(rates["programme_cost_gbp"])
     care, counters, turned, home, pool = (
         p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts, strict=True))
     record = record_from_totals(
         care, counters, turned, home=home, pool=pool,
-        family_help_served=inputs.family_help_served,
-        programme_cost_gbp=inputs.programme_cost_gbp,
-        repeat_start_share=inputs.repeat_start_share[:, None, None])
-    return inputs.years, record
+        family_help_served=np.concatenate(help_served),
+        programme_cost_gbp=np.concatenate(cost),
+        repeat_start_share=np.array([float(p.repeat_start_share)
+                                     for p in params_seq])[:, None, None])
+    return years, record
 
 
 def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[str, Any]],
