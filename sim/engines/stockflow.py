@@ -180,20 +180,18 @@ def _polynomial(x: Array, coefficients: Sequence[float]) -> Array:
     return result
 
 
-def _phi_series(x: Array) -> tuple[Array, Array, Array]:
-    """expm(x), phi1(x), phi2(x): phi2 by its Taylor polynomial, then
-    ``phi1 = I + x phi2`` and ``expm = I + x phi1`` (two more products)."""
+def _phi_series(x: Array) -> tuple[Array, Array]:
+    """phi1(x), phi2(x): phi2 by its Taylor polynomial, then ``phi1 = I + x phi2``
+    (``expm = I + x phi1`` is left to the caller, which folds it into another
+    product)."""
     theta = float(np.abs(x).sum(axis=-1).max()) if x.size else 0.0
     order = _taylor_order(theta)
     if order is None:
         raise OverflowError
-    eye = np.eye(x.shape[-1])
     p2 = _polynomial(x, [1.0 / math.factorial(n + 2) for n in range(order + 1)])
     p1 = x @ p2
-    p1 += eye
-    e = x @ p1
-    e += eye
-    return e, p1, p2
+    p1 += np.eye(x.shape[-1])
+    return p1, p2
 
 
 def _expm_series(x: Array) -> Array:
@@ -229,28 +227,37 @@ _check_uasc_block()
 
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     """The blocks of ``expm(g dt)`` the monthly step needs, for generators ``g`` of
-    shape (..., S, S) in the reduced layout, plus ``dd = expm(A_TT dt)`` for the
-    placement deviation as (..., streams, stages, stages) diagonal blocks (streams
-    never exchange children)."""
+    shape (..., S, S) in the reduced layout: ``prop`` (..., 18, 16), a month of a row
+    (state, then its two sources) to the state (``E[state, state]`` over
+    ``E[source, state]``); ``to_counters`` (..., 18, counters), the month's counter
+    flows from the same row (``E[state, counter]`` over ``E[source, counter]``); and
+    ``dd = expm(A_TT dt)`` for the placement deviation as (..., streams, stages,
+    stages) diagonal blocks (streams never exchange children).
+
+    Why stacked this way: ``prop = [I; 0] + [X; dt S_T] phi1`` and
+    ``to_counters = [dt phi1; dt^2 S_T phi2] R + [0; dt S_C]`` are one product each,
+    where expm, the source rows and the counters cost five."""
     a = g[..., STATE, STATE] * dt
     s_t, s_c = g[..., SRC, STATE], g[..., SRC, CTR]
     rates_to_counters = g[..., STATE, CTR]
     dd = np.empty((*g.shape[:-2], N_G, N_K, N_K))
     try:
-        e, p1, p2 = _phi_series(a)
+        p1, p2 = _phi_series(a)
+        prop = np.concatenate([a, dt * s_t], axis=-2) @ p1
+        diagonal = np.arange(N_STATE)
+        prop[..., diagonal, diagonal] += 1.0
+        to_counters = np.concatenate([dt * p1, (dt * dt) * (s_t @ p2)],
+                                     axis=-2) @ rates_to_counters
+        to_counters[..., N_STATE:, :] += dt * s_c
         dd[..., 0, :, :] = _expm_series(a[..., _N_T_IN_STATE, _N_T_IN_STATE])
-        dd[..., 1, :, :] = e[..., _U_IN_STATE, _U_IN_STATE]
-        return {"ett": e, "src_t": dt * (s_t @ p1),
-                "t_ctr": dt * (p1 @ rates_to_counters),
-                "src_ctr": dt * s_c + dt * dt * (s_t @ p2 @ rates_to_counters),
-                "dd": dd}
+        dd[..., 1, :, :] = prop[..., _U_IN_STATE, _U_IN_STATE]
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
         for stream, block in enumerate((_N_T_IN_STATE, _U_IN_STATE)):
             dd[..., stream, :, :] = scipy.linalg.expm(a[..., block, block])
-        return {"ett": full[..., STATE, STATE], "src_t": full[..., SRC, STATE],
-                "t_ctr": full[..., STATE, CTR], "src_ctr": full[..., SRC, CTR],
-                "dd": dd}
+        prop = np.concatenate([full[..., STATE, STATE], full[..., SRC, STATE]], axis=-2)
+        to_counters = np.concatenate([full[..., STATE, CTR], full[..., SRC, CTR]], axis=-2)
+    return {"prop": prop, "to_counters": to_counters, "dd": dd}
 
 
 def _weights(mix: Array) -> Array:
@@ -353,10 +360,12 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     d_full, d_cross = _deviation_propagators(m["dd"])
     # a month of a row (state, sources) -> state: the affine source term rides in the
     # same product
-    prop = np.concatenate([m["ett"], m["src_t"]], axis=-2)  # (b, steps, bands, 18, 16)
+    prop = m["prop"]  # (b, steps, bands, 18, 16)
     bandwise = n >= BANDWISE_FROM
-    if not bandwise:
-        prop = prop[:, :, BAND_OF_YEAR]  # (b, steps, 18 years of age, 18, 16)
+    # one row of matrices per year of age, gathered a year at a time into one buffer
+    # (gathered for every year at once it was 0.4 MB of fresh memory per run, and fresh
+    # pages cost: a national run took ~430 page faults, a fifth of its CPU time)
+    by_age = None if bandwise else np.empty((n, N_YEARS_OF_AGE, N_AUG, N_STATE))
     entering = fields["birth_entry_share"] * sources[:, :, 0, 0]  # (b, years)
     birth = entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1)
 
@@ -418,6 +427,8 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         h_src[:, 1:MONTHS, :N_AGE] = s_pair[:, j, None]
         h[:, 1:, 0, _BIRTH_COLUMN] = birth[:, j, None]
         p = prop[:, i]
+        if by_age is not None:
+            p = np.take(p, BAND_OF_YEAR, axis=1, out=by_age)
         if bandwise:
             p_band = [p[:, b] for b in range(n_bands)]
             for src, dst in steps:
@@ -438,8 +449,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     full = np.concatenate([s0, x0], axis=-1)
     counters[:, 0] = (_band_sum(full)[:, :, None, :]
                       @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
-    to_counters = np.concatenate([m["t_ctr"], m["src_ctr"]], axis=-2)  # (b, steps, bands, 18, C)
-    counters[:, 1:] = (sum_band[..., None, :] @ to_counters)[..., 0, :]
+    counters[:, 1:] = (sum_band[..., None, :] @ m["to_counters"])[..., 0, :]
     counters[:, 0, 0, _BIRTH_COUNTER] = MONTHS * entering[:, 0]
     counters[:, 1:, 0, _BIRTH_COUNTER] += MONTHS * entering[:, 1:]
     total = x_band[..., T_IN_STATE].reshape(n, n_years, n_bands, N_G, N_K)

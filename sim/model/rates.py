@@ -242,12 +242,12 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
 
 
 def _stacked(params_seq: Sequence[ModelParameters], name: str) -> Array:
-    """One parameter of every run stacked on a leading runs axis (a broadcast view when
-    every run shares one parameter set, as a batch of draws does)."""
+    """One parameter of every run stacked on a leading runs axis; a leading axis of one
+    (which broadcasts) when every run shares one parameter set, as a batch of draws
+    does."""
     first = params_seq[0]
-    value = np.asarray(getattr(first, name), dtype=float)
     if all(p is first for p in params_seq):
-        return np.broadcast_to(value, (len(params_seq), *value.shape))
+        return np.asarray(getattr(first, name), dtype=float)[None]
     return np.stack([np.asarray(getattr(p, name), dtype=float) for p in params_seq])
 
 
@@ -368,8 +368,9 @@ def year_rates_batch(params_seq: Sequence[ModelParameters],
                        for p in params_seq])
     ages = np.arange(n_ages)
     pick = np.where(ages < offset[..., None], 0, 1 + ages - offset[..., None])
-    ladder = np.concatenate([per_run([p.births_per_year for p in params_seq]),
-                             _stacked(params_seq, "population_by_age")], axis=1)
+    births = per_run([p.births_per_year for p in params_seq])
+    ladder = np.concatenate([births, np.broadcast_to(
+        _stacked(params_seq, "population_by_age"), (n_runs, n_ages))], axis=1)
     population = np.take_along_axis(ladder, pick.reshape(n_runs, -1), axis=1)
     population = population.reshape(n_runs, n_years, n_ages)
     months = spec.MONTHS_PER_YEAR
