@@ -30,7 +30,8 @@ block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
 Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
-  (:func:`sim.model.rates.year_rates_batch`, levers resolved once per run), the
+  (:func:`sim.model.rates.year_rates_batch`, one array expression per hazard for a
+  chunk of runs; levers resolved once per run, every config before any run), the
   generators, the series, each year's monthly propagators with their source rows, and the
   whole record: the year loop only collects raw band sums (state and deviation on
   31 March, the sum of the monthly states), and care by placement, counters, home,
@@ -85,6 +86,20 @@ Measured and rejected (numpy 2.4, OpenBLAS, one thread; see the fast2 branch log
 * Element-wise products (``einsum``, broadcast multiply and sum) for the 5 x 5
   stacks: 4-10x slower than ``matmul``; ``scipy.linalg.expm`` for them (and for the
   16 x 16 blocks): 20x (3x) slower than the series.
+
+Measured in the second round (sf-speed2 branch; CPU time, paired, shared machine):
+
+* **Fresh memory costs more than arithmetic here.**  A national run touches ~1.7 MB
+  of newly mapped pages (glibc hands the freed heap top back to the system between
+  runs), ~430 minor page faults at ~2.5 us each: about a fifth of its CPU time
+  (5.3 ms with them, 4.2 ms once an 8 MB allocation freed at start has raised glibc's
+  adaptive mmap and trim thresholds).  Hence the year-by-year gather of the by-age
+  propagators into one buffer, and the rejections below.
+* Rejected: the deviation of every year in one array (no ping-pong, one reduction at
+  the end): 0.6 MB more fresh memory a run, ~200 more faults, slower; the month sums
+  of every year kept for one reduction at the end: 5 MB a chunk, ~100,000 faults a
+  1,000-draw batch; the 16 x 16 series split into its 11 + 5 blocks for the month
+  step (paired: a year of a 16-run chunk 1.85 ms vs 1.44 ms).
 
 Agreement with the reference is tested to 1e-12 for every shipped scenario
 (tests/verification/test_batched_stockflow.py) and the fast paths against the plain
