@@ -25,7 +25,7 @@ import scipy.linalg
 from sim.calibration import sample_parameter_sets
 from sim.engines import stockflow, stockflow_reference
 from sim.estimation.estimate import estimate_parameters
-from sim.model.rates import year_rates_stack
+from sim.model.rates import year_rates_batch
 from sim.scenarios.loader import load_scenario
 
 REPEATS = 30
@@ -112,8 +112,9 @@ def main() -> dict[str, float]:
                                 BATCH_REPEATS) / 1e3
     start = time.perf_counter()
     run_years = list(range(params.base_year, scenario.config["run"]["end_year"] + 1))
-    for config in draws:  # the engine's path: every year of a run at once
-        year_rates_stack(params, config, run_years)
+    for lo in range(0, N_DRAWS, stockflow.CHUNK):  # the engine's path: a chunk at a time
+        year_rates_batch([params] * len(draws[lo:lo + stockflow.CHUNK]),
+                         draws[lo:lo + stockflow.CHUNK], run_years)
     rates_s = time.perf_counter() - start
     start = time.perf_counter()
     for config in draws:

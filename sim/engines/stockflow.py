@@ -30,7 +30,8 @@ block ``X = A dt``, then ``phi1 = I + X phi2`` and ``expm = I + X phi1``
 Why it is fast (the design, in the order the time went):
 
 * **Everything per run is done for all years at once**: the year rates
-  (:func:`sim.model.rates.year_rates_stack`, levers resolved once per run), the
+  (:func:`sim.model.rates.year_rates_batch`, one array expression per hazard for a
+  chunk of runs; levers resolved once per run, every config before any run), the
   generators, the series, each year's monthly propagators with their source rows, and the
   whole record: the year loop only collects raw band sums (state and deviation on
   31 March, the sum of the monthly states), and care by placement, counters, home,
@@ -86,6 +87,20 @@ Measured and rejected (numpy 2.4, OpenBLAS, one thread; see the fast2 branch log
   stacks: 4-10x slower than ``matmul``; ``scipy.linalg.expm`` for them (and for the
   16 x 16 blocks): 20x (3x) slower than the series.
 
+Measured in the second round (sf-speed2 branch; CPU time, paired, shared machine):
+
+* **Fresh memory costs more than arithmetic here.**  A national run touches ~1.7 MB
+  of newly mapped pages (glibc hands the freed heap top back to the system between
+  runs), ~430 minor page faults at ~2.5 us each: about a fifth of its CPU time
+  (5.3 ms with them, 4.2 ms once an 8 MB allocation freed at start has raised glibc's
+  adaptive mmap and trim thresholds).  Hence the year-by-year gather of the by-age
+  propagators into one buffer, and the rejections below.
+* Rejected: the deviation of every year in one array (no ping-pong, one reduction at
+  the end): 0.6 MB more fresh memory a run, ~200 more faults, slower; the month sums
+  of every year kept for one reduction at the end: 5 MB a chunk, ~100,000 faults a
+  1,000-draw batch; the 16 x 16 series split into its 11 + 5 blocks for the month
+  step (paired: a year of a 16-run chunk 1.85 ms vs 1.44 ms).
+
 Agreement with the reference is tested to 1e-12 for every shipped scenario
 (tests/verification/test_batched_stockflow.py) and the fast paths against the plain
 ones (tests/verification/test_fast_paths.py).
@@ -96,7 +111,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,8 +133,9 @@ from sim.engines.stockflow_reference import (  # noqa: F401  (the state-level AP
     snapshot,
 )
 from sim.model import spec
+from sim.model.levers import resolve_levers
 from sim.model.parameters import Array, ModelParameters
-from sim.model.rates import YearRates, year_rates, year_rates_stack
+from sim.model.rates import YearRates, year_rates, year_rates_batch
 
 R = fc.REDUCED
 N_AGE = spec.MAX_AGE_MONTHS
@@ -180,20 +195,18 @@ def _polynomial(x: Array, coefficients: Sequence[float]) -> Array:
     return result
 
 
-def _phi_series(x: Array) -> tuple[Array, Array, Array]:
-    """expm(x), phi1(x), phi2(x): phi2 by its Taylor polynomial, then
-    ``phi1 = I + x phi2`` and ``expm = I + x phi1`` (two more products)."""
+def _phi_series(x: Array) -> tuple[Array, Array]:
+    """phi1(x), phi2(x): phi2 by its Taylor polynomial, then ``phi1 = I + x phi2``
+    (``expm = I + x phi1`` is left to the caller, which folds it into another
+    product)."""
     theta = float(np.abs(x).sum(axis=-1).max()) if x.size else 0.0
     order = _taylor_order(theta)
     if order is None:
         raise OverflowError
-    eye = np.eye(x.shape[-1])
     p2 = _polynomial(x, [1.0 / math.factorial(n + 2) for n in range(order + 1)])
     p1 = x @ p2
-    p1 += eye
-    e = x @ p1
-    e += eye
-    return e, p1, p2
+    p1 += np.eye(x.shape[-1])
+    return p1, p2
 
 
 def _expm_series(x: Array) -> Array:
@@ -229,28 +242,37 @@ _check_uasc_block()
 
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     """The blocks of ``expm(g dt)`` the monthly step needs, for generators ``g`` of
-    shape (..., S, S) in the reduced layout, plus ``dd = expm(A_TT dt)`` for the
-    placement deviation as (..., streams, stages, stages) diagonal blocks (streams
-    never exchange children)."""
+    shape (..., S, S) in the reduced layout: ``prop`` (..., 18, 16), a month of a row
+    (state, then its two sources) to the state (``E[state, state]`` over
+    ``E[source, state]``); ``to_counters`` (..., 18, counters), the month's counter
+    flows from the same row (``E[state, counter]`` over ``E[source, counter]``); and
+    ``dd = expm(A_TT dt)`` for the placement deviation as (..., streams, stages,
+    stages) diagonal blocks (streams never exchange children).
+
+    Why stacked this way: ``prop = [I; 0] + [X; dt S_T] phi1`` and
+    ``to_counters = [dt phi1; dt^2 S_T phi2] R + [0; dt S_C]`` are one product each,
+    where expm, the source rows and the counters cost five."""
     a = g[..., STATE, STATE] * dt
     s_t, s_c = g[..., SRC, STATE], g[..., SRC, CTR]
     rates_to_counters = g[..., STATE, CTR]
     dd = np.empty((*g.shape[:-2], N_G, N_K, N_K))
     try:
-        e, p1, p2 = _phi_series(a)
+        p1, p2 = _phi_series(a)
+        prop = np.concatenate([a, dt * s_t], axis=-2) @ p1
+        diagonal = np.arange(N_STATE)
+        prop[..., diagonal, diagonal] += 1.0
+        to_counters = np.concatenate([dt * p1, (dt * dt) * (s_t @ p2)],
+                                     axis=-2) @ rates_to_counters
+        to_counters[..., N_STATE:, :] += dt * s_c
         dd[..., 0, :, :] = _expm_series(a[..., _N_T_IN_STATE, _N_T_IN_STATE])
-        dd[..., 1, :, :] = e[..., _U_IN_STATE, _U_IN_STATE]
-        return {"ett": e, "src_t": dt * (s_t @ p1),
-                "t_ctr": dt * (p1 @ rates_to_counters),
-                "src_ctr": dt * s_c + dt * dt * (s_t @ p2 @ rates_to_counters),
-                "dd": dd}
+        dd[..., 1, :, :] = prop[..., _U_IN_STATE, _U_IN_STATE]
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
         for stream, block in enumerate((_N_T_IN_STATE, _U_IN_STATE)):
             dd[..., stream, :, :] = scipy.linalg.expm(a[..., block, block])
-        return {"ett": full[..., STATE, STATE], "src_t": full[..., SRC, STATE],
-                "t_ctr": full[..., STATE, CTR], "src_ctr": full[..., SRC, CTR],
-                "dd": dd}
+        prop = np.concatenate([full[..., STATE, STATE], full[..., SRC, STATE]], axis=-2)
+        to_counters = np.concatenate([full[..., STATE, CTR], full[..., SRC, CTR]], axis=-2)
+    return {"prop": prop, "to_counters": to_counters, "dd": dd}
 
 
 def _weights(mix: Array) -> Array:
@@ -302,61 +324,33 @@ def _deviation_propagators(dd: Array) -> tuple[Array, Array]:
     return powers[..., MONTHS, :, :], cross
 
 
-@dataclass
-class _Inputs:
-    """Everything a batch needs from the year rates: each run's stack of years (stacked
-    across runs a chunk at a time, :meth:`chunk`) and the small per-year figures
-    stacked (B, years)."""
-
-    years: list[int]
-    stacks: list[dict[str, Array]]  # per run, year_rates_stack's arrays (years, ...)
-    first_mix: Array  # (B, G, P): the base year's placement mix
-    family_help_served: Array  # (B, years)
-    programme_cost_gbp: Array  # (B, years)
-    repeat_start_share: Array  # (B,)
-
-    def chunk(self, lo: int, hi: int) -> tuple[dict[str, Array], Array]:
-        """The generator fields and sources (b, years, 216, 2) of runs ``lo:hi``.  Why a
-        chunk at a time: stacked for the whole batch, the sources alone are 38 MB for
-        1,000 runs, written once and read back from memory; a chunk's stay in cache
-        (the 1,000-draw batch takes 4 % less CPU time, paired)."""
-        part = self.stacks[lo:hi]
-        fields = {k: np.stack([s[k] for s in part]) for k in fc.RATE_FIELDS}
-        return fields, np.stack([s["sources"] for s in part])
-
-
 def _inputs(params_seq: Sequence[ModelParameters],
-            configs: Sequence[dict[str, Any]]) -> _Inputs:
+            configs: Sequence[dict[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
+    """The batch's years and each config's resolved levers (every config checked
+    before any run starts)."""
     base = params_seq[0].base_year
     end = configs[0]["run"]["end_year"]
     if any(p.base_year != base for p in params_seq) or any(
             c["run"]["end_year"] != end for c in configs):
         raise ValueError("project_batch: every run needs the same base and end year")
-    years = list(range(base, end + 1))
-    stacks = [year_rates_stack(p, c, years) for p, c in zip(params_seq, configs, strict=True)]
-    return _Inputs(years, stacks, np.stack([s["placement_mix"][0] for s in stacks]),
-                   np.stack([s["family_help_served"] for s in stacks]),
-                   np.stack([s["programme_cost_gbp"] for s in stacks]),
-                   np.array([float(p.repeat_start_share) for p in params_seq]))
+    levers = [resolve_levers(c, where=f"scenario '{c.get('name', '?')}'") for c in configs]
+    return list(range(base, end + 1)), levers
 
 
-def _initial(params_seq: Sequence[ModelParameters],
-             mix: Array) -> tuple[Array, Array, Array, Array]:
-    """Reduced initial states (sources, state, deviation) of each distinct pair of
-    initial state and mix, and which of them each run starts from.  Why not one copy per
-    run: a batch of 1,000 draws shares one initial state, and stacking 1,000 copies of
-    it cost a tenth of the batch."""
-    index: dict[tuple[int, bytes], int] = {}
-    which = np.empty(len(params_seq), dtype=int)
+def _initial(params_seq: Sequence[ModelParameters], mix: Array,
+             reduced: dict[tuple[int, bytes], tuple[Array, Array, Array]]
+             ) -> tuple[Array, Array, Array]:
+    """Reduced initial states (sources, state, deviation) of the runs, each distinct
+    pair of initial state and mix reduced once per batch (``reduced``, shared by the
+    chunks).  Why: a batch of 1,000 draws shares one initial state."""
     parts = []
     for b, p in enumerate(params_seq):
         key = (id(p.initial_state), mix[b].tobytes())
-        if key not in index:
-            index[key] = len(parts)
-            parts.append(reduce_state(p.initial_state, mix[b]))
-        which[b] = index[key]
+        if key not in reduced:
+            reduced[key] = reduce_state(p.initial_state, mix[b])
+        parts.append(reduced[key])
     s0, x0, d0 = (np.stack(x) for x in zip(*parts, strict=True))
-    return s0, x0, d0, which
+    return s0, x0, d0
 
 
 N_AUG = N_STATE + len(SRC)  # a row of the monthly step: the state, then its sources
@@ -381,10 +375,12 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     d_full, d_cross = _deviation_propagators(m["dd"])
     # a month of a row (state, sources) -> state: the affine source term rides in the
     # same product
-    prop = np.concatenate([m["ett"], m["src_t"]], axis=-2)  # (b, steps, bands, 18, 16)
+    prop = m["prop"]  # (b, steps, bands, 18, 16)
     bandwise = n >= BANDWISE_FROM
-    if not bandwise:
-        prop = prop[:, :, BAND_OF_YEAR]  # (b, steps, 18 years of age, 18, 16)
+    # one row of matrices per year of age, gathered a year at a time into one buffer
+    # (gathered for every year at once it was 0.4 MB of fresh memory per run, and fresh
+    # pages cost: a national run took ~430 page faults, a fifth of its CPU time)
+    by_age = None if bandwise else np.empty((n, N_YEARS_OF_AGE, N_AUG, N_STATE))
     entering = fields["birth_entry_share"] * sources[:, :, 0, 0]  # (b, years)
     birth = entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1)
 
@@ -446,6 +442,8 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         h_src[:, 1:MONTHS, :N_AGE] = s_pair[:, j, None]
         h[:, 1:, 0, _BIRTH_COLUMN] = birth[:, j, None]
         p = prop[:, i]
+        if by_age is not None:
+            p = np.take(p, BAND_OF_YEAR, axis=1, out=by_age)
         if bandwise:
             p_band = [p[:, b] for b in range(n_bands)]
             for src, dst in steps:
@@ -466,8 +464,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     full = np.concatenate([s0, x0], axis=-1)
     counters[:, 0] = (_band_sum(full)[:, :, None, :]
                       @ g[:, 0, :, :R.counter_start, CTR])[:, :, 0]
-    to_counters = np.concatenate([m["t_ctr"], m["src_ctr"]], axis=-2)  # (b, steps, bands, 18, C)
-    counters[:, 1:] = (sum_band[..., None, :] @ to_counters)[..., 0, :]
+    counters[:, 1:] = (sum_band[..., None, :] @ m["to_counters"])[..., 0, :]
     counters[:, 0, 0, _BIRTH_COUNTER] = MONTHS * entering[:, 0]
     counters[:, 1:, 0, _BIRTH_COUNTER] += MONTHS * entering[:, 1:]
     total = x_band[..., T_IN_STATE].reshape(n, n_years, n_bands, N_G, N_K)
@@ -485,25 +482,34 @@ def _band_sum(rows: Array) -> Array:
 def _project_record(params_seq: Sequence[ModelParameters],
                     configs: Sequence[dict[str, Any]],
                     progress: ProgressCallback | None) -> tuple[list[int], dict[str, Array]]:
-    """The years and the record of every run, each array (runs, years, ...)."""
-    inputs = _inputs(params_seq, configs)
+    """The years and the record of every run, each array (runs, years, ...).
+
+    The year rates are built a chunk at a time (:func:`year_rates_batch`, one array
+    expression per hazard for the chunk's runs).  Why a chunk at a time: stacked for the
+    whole batch, the sources alone are 38 MB for 1,000 runs, written once and read back
+    from memory; a chunk's stay in cache (the 1,000-draw batch takes 4 % less CPU time,
+    paired)."""
+    years, levers = _inputs(params_seq, configs)
     n = len(params_seq)
-    s0, x0, d0, which = _initial(params_seq, inputs.first_mix)
-    parts = []
+    reduced: dict[tuple[int, bytes], tuple[Array, Array, Array]] = {}
+    parts, help_served, cost = [], [], []
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        fields, sources = inputs.chunk(lo, hi)
-        start = which[lo:hi]
-        parts.append(_chunk(fields, sources, s0[start], x0[start], d0[start],
-                            progress if hi == n else None))
+        rates = year_rates_batch(params_seq[lo:hi], configs[lo:hi], years, levers[lo:hi])
+        s0, x0, d0 = _initial(params_seq[lo:hi], rates["placement_mix"][:, 0], reduced)
+        parts.append(_chunk({k: rates[k] for k in fc.RATE_FIELDS}, rates["sources"],
+                            s0, x0, d0, progress if hi == n else None))
+        help_served.append(rates["family_help_served"])
+        cost.append(rates["programme_cost_gbp"])
     care, counters, turned, home, pool = (
         p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts, strict=True))
     record = record_from_totals(
         care, counters, turned, home=home, pool=pool,
-        family_help_served=inputs.family_help_served,
-        programme_cost_gbp=inputs.programme_cost_gbp,
-        repeat_start_share=inputs.repeat_start_share[:, None, None])
-    return inputs.years, record
+        family_help_served=np.concatenate(help_served),
+        programme_cost_gbp=np.concatenate(cost),
+        repeat_start_share=np.array([float(p.repeat_start_share)
+                                     for p in params_seq])[:, None, None])
+    return years, record
 
 
 def project_batch(params_seq: Sequence[ModelParameters], configs: Sequence[dict[str, Any]],
