@@ -317,27 +317,40 @@ def local_capacity(config: dict[str, Any], params: ModelParameters,
     return out
 
 
-def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
-                   replicates: int | None = None, seed: int | None = None,
-                   progress: bool = False, workers: int | None = None,
-                   parameters: tuple[Sequence[Any], Sequence[ModelParameters]] | None = None,
-                   national: ModelParameters | None = None) -> xr.Dataset:
-    """Run a scenario over the areas of ``selector`` (``--area``): a dataset with an
-    ``area`` dimension (ONS codes; ``area_name``, ``region`` and ``child_population``
-    along it), and for ``all`` England as the sum of the areas.
+@dataclasses.dataclass(frozen=True)
+class AreaSetup:
+    """What a run over the areas of a selector needs before any simulation: the areas,
+    each one's parameters and config (its lever money), England's parameters.
 
-    The stock-flow engine runs every area in one batch; the DES loops over areas, each
-    with its own root seed (:func:`area_seed`).  Levers: see :func:`_money_shares`.
-    ``parameters``: (areas, their parameters) already estimated (the benchmark);
-    ``national``: England's parameters (default: estimated, cached)."""
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers: must be at least 1, got {workers}")
-    start = time.perf_counter()
-    scenario = variant(scenario, replicates, seed)
+    Why a separate step: ``simulate_areas`` and ``cicsim batch --area`` (which sends each
+    area's replicates or draws to dask workers) must give an area the same parameters,
+    money and seed, so both start here and end in :func:`finish_areas`."""
+
+    scenario: Scenario
+    selector: str
+    areas: list[Any]
+    codes: list[str]
+    params: list[ModelParameters]
+    configs: list[dict[str, Any]]  # per area: the scenario's config with its lever money
+    national: ModelParameters
+
+    def des_config(self, index: int) -> dict[str, Any]:
+        """Area ``index``'s DES config: its share of England's capacity and its own root
+        seed (:func:`area_seed`), so its children are the same whatever else runs."""
+        local = copy.deepcopy(local_capacity(self.configs[index], self.params[index],
+                                             self.national))
+        local["run"]["seed"] = area_seed(int(self.scenario.config["run"]["seed"]),
+                                         self.codes[index])
+        return local
+
+
+def area_setup(scenario: Scenario, selector: str,
+               parameters: tuple[Sequence[Any], Sequence[ModelParameters]] | None = None,
+               national: ModelParameters | None = None) -> AreaSetup:
+    """Resolve ``selector``, estimate each area's parameters (cached) and place the
+    lever money (:func:`_money_shares`).  Every bad input (unknown area, an unsupported
+    lever setting) is an :class:`InputError` here, before any simulation."""
     config = scenario.config
-    engine = engine or config["run"]["engine"]
-    if engine not in ("stockflow", "des"):
-        raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
     where = str(scenario.path or "scenario")
     for name, table in config.get("levers", {}).items():
         if table.get("sustain") == "reinvest_savings":
@@ -359,8 +372,33 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
     england_pools = _england_pools(config, targets, codes, pools)
     configs = [with_lever_areas(config, _money_shares(config, code, targets, pools,
                                                       england_pools), {}) for code in codes]
+    return AreaSetup(scenario, selector, areas, codes, params, configs, national)
+
+
+def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
+                   replicates: int | None = None, seed: int | None = None,
+                   progress: bool = False, workers: int | None = None,
+                   parameters: tuple[Sequence[Any], Sequence[ModelParameters]] | None = None,
+                   national: ModelParameters | None = None) -> xr.Dataset:
+    """Run a scenario over the areas of ``selector`` (``--area``): a dataset with an
+    ``area`` dimension (ONS codes; ``area_name``, ``region`` and ``child_population``
+    along it), and for ``all`` England as the sum of the areas.
+
+    The stock-flow engine runs every area in one batch; the DES loops over areas, each
+    with its own root seed (:func:`area_seed`).  Levers: see :func:`_money_shares`.
+    ``parameters``: (areas, their parameters) already estimated (the benchmark);
+    ``national``: England's parameters (default: estimated, cached)."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
+    start = time.perf_counter()
+    scenario = variant(scenario, replicates, seed)
+    config = scenario.config
+    engine = engine or config["run"]["engine"]
+    if engine not in ("stockflow", "des"):
+        raise InputError(f"--engine: unknown engine '{engine}'; valid: stockflow, des")
+    setup = area_setup(scenario, selector, parameters, national)
     if engine == "stockflow":
-        result = stockflow.project_batch(params, configs)
+        result = stockflow.project_batch(setup.params, setup.configs)
         ds = build_dataset(result["years"], result["records"], engine="stockflow",
                            batch_dim=AREA_DIM)
         used_seed = None
@@ -371,21 +409,30 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
         from sim.engines import des  # deferred: simpy, as in simulate
 
         parts = []
-        for i, (code, p, c) in enumerate(zip(codes, params, configs, strict=True)):
-            local = copy.deepcopy(local_capacity(c, p, national))
-            local["run"]["seed"] = area_seed(int(config["run"]["seed"]), code)
-            parts.append(des.run(p, local, workers=workers,
+        for i, (code, p) in enumerate(zip(setup.codes, setup.params, strict=True)):
+            parts.append(des.run(p, setup.des_config(i), workers=workers,
                                  progress=stderr_progress(f"{scenario.name} {code} "
-                                                          f"({i + 1}/{len(codes)})")
+                                                          f"({i + 1}/{len(setup.codes)})")
                                  if progress else None))
         ds = xr.concat(parts, dim=AREA_DIM, combine_attrs="override")
         used_seed = config["run"]["seed"]
-    fields = [area_fields(a) for a in areas]
-    ds = ds.assign_coords({AREA_DIM: codes,
+    return finish_areas(ds, setup, engine, used_seed, time.perf_counter() - start)
+
+
+def finish_areas(ds: xr.Dataset, setup: AreaSetup, engine: str, seed: int | None,
+                 wall_time_s: float, bands: bool = True,
+                 extra: dict[str, Any] | None = None) -> xr.Dataset:
+    """An area run's post-processing, after the engine (``simulate_areas`` and
+    ``cicsim batch --area``): area coordinates, costs (other spend shared by area),
+    England as the sum for ``all``, bands (not for parameter draws, as in
+    :func:`finish`), provenance."""
+    scenario, config, national = setup.scenario, setup.scenario.config, setup.national
+    fields = [area_fields(a) for a in setup.areas]
+    ds = ds.assign_coords({AREA_DIM: setup.codes,
                            "area_name": (AREA_DIM, [f[1] for f in fields]),
                            "region": (AREA_DIM, [f[2] for f in fields]),
                            "child_population": (AREA_DIM, [float(np.sum(p.population_by_age))
-                                                           for p in params])})
+                                                           for p in setup.params])})
     ds["child_population"].attrs = {"units": "children", "long_name": "children aged 0-17 "
                                     "in the base year (ONS mid-year estimate)"}
     base_only = copy.deepcopy(config)
@@ -393,15 +440,17 @@ def simulate_areas(scenario: Scenario, selector: str, engine: str | None = None,
     national_base = project_stockflow(national, freeze(base_only))
     ds = add_costs(ds, national, config,
                    other=area_other_spend(ds, national_base, config["costs"]))
-    wants_sum = "all" in [part.strip().lower() for part in selector.split(",")]
-    if wants_sum and ENGLAND_SUM_CODE not in codes:  # not when England itself was asked
+    wants_sum = "all" in [part.strip().lower() for part in setup.selector.split(",")]
+    if wants_sum and ENGLAND_SUM_CODE not in setup.codes:  # not when England was asked
         ds = add_england_sum(ds)
-    ds = add_bands(ds, config)
+    if bands:
+        ds = add_bands(ds, config)
     ds.attrs.update(provenance_attrs(
-        scenario.to_toml(), engine, used_seed, time.perf_counter() - start,
+        scenario.to_toml(), engine, seed, wall_time_s,
         extra={"scenario": scenario.name, "base_year_note": BASE_YEAR_NOTE,
+               **(extra or {}),
                "scenario_layers": json.dumps(scenario.layers),
-               "area_selector": selector,
+               "area_selector": setup.selector,
                "areas": json.dumps([list(f) for f in fields]),
                "area_note": AREA_NOTE,
                "parameters": json.dumps([list(r) for r in national.describe()])}))
