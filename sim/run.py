@@ -344,6 +344,15 @@ class AreaSetup:
         return local
 
 
+def selector_parameters(config: dict[str, Any], selector: str
+                        ) -> tuple[list[Any], list[ModelParameters]]:
+    """The areas of ``selector`` and their parameters, estimated together (cached).
+    ``cicsim batch --area`` workers call it too, so an area gets the same parameters in
+    a batch as in ``cicsim run --area SELECTOR``."""
+    areas = resolve(selector, "--area")
+    return areas, list(_areas_api().area_parameters(config, areas))
+
+
 def area_setup(scenario: Scenario, selector: str,
                parameters: tuple[Sequence[Any], Sequence[ModelParameters]] | None = None,
                national: ModelParameters | None = None) -> AreaSetup:
@@ -357,11 +366,12 @@ def area_setup(scenario: Scenario, selector: str,
             raise InputError(f"{where}: key 'levers.{name}.sustain' = 'reinvest_savings' "
                              "is not supported with --area (savings are reinvested "
                              "nationally); use sustain = 'fixed' or a national run")
-    areas = list(parameters[0]) if parameters else resolve(selector, "--area")
+    if parameters is None:
+        resolve(selector, "--area")  # an unknown area before the levers' areas
     targets = lever_area_codes(config, where)  # before any simulation
     national = national if national is not None else cached_parameters(config)
-    params = list(parameters[1]) if parameters else list(
-        _areas_api().area_parameters(config, areas))
+    areas, params = (list(parameters[0]), list(parameters[1])) if parameters else \
+        selector_parameters(config, selector)
     codes = [area_fields(a)[0] for a in areas]
     extra = {area_fields(a)[0]: a for by_year in targets.values() for listed in
              by_year.values() for a in listed if area_fields(a)[0] not in codes}
