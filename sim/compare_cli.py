@@ -197,9 +197,14 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.sweep import load_sweep, run_sweep
 
+    if args.workers is not None or args.scheduler is not None:
+        from sim.batch.cluster import check_cluster_options
+
+        check_cluster_options(args.workers, args.scheduler)  # before any work
     sweep = load_sweep(args.sweep)
     out_dir = Path(args.out_dir)
-    summary, table = run_sweep(sweep, out_dir, quiet=args.quiet)
+    summary, table = run_sweep(sweep, out_dir, quiet=args.quiet, workers=args.workers,
+                               scheduler=args.scheduler)
     print(f"sweep {sweep.name}: {len(table)} runs of {sweep.key}")
     print(wrote_line([summary, out_dir / f"{sweep.name}.png",
                       f"{len(table) + 1} runs (.nc, .csv) in {out_dir / sweep.name}"]))
@@ -251,5 +256,10 @@ def register(subparsers: Any) -> None:
     sweep = subparsers.add_parser("sweep", help="run a sweep file (scenarios/sweeps/*.toml)")
     sweep.add_argument("sweep", help="sweep TOML file")
     sweep.add_argument("--out-dir", default="outputs/sweeps")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="run the runs as tasks on a local dask cluster of N processes "
+                       "(default: one after another in this process); same files")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the runs on an existing dask cluster (docs/batch.md)")
     sweep.add_argument("--quiet", action="store_true", help="no progress lines")
     sweep.set_defaults(func=_cmd_sweep)

@@ -23,18 +23,20 @@ summary ``<out>/<name>.csv`` (a comparison-table row per value) and ``<out>/<nam
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import xarray as xr
 
 from sim.errors import InputError
 from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
 from sim.progress import bar as progress_bar
 from sim.results.compare import DEFAULT_YEARS, comparison_table, from_dataset
-from sim.run import run_to_file
+from sim.run import run_to_file, simulate
 from sim.scenarios.loader import Scenario, load_scenario, read_toml, toml_value
 
 SWEEP_KEYS = ("key", "values", "baseline", "label")
@@ -140,26 +142,85 @@ def expand(sweep: Sweep) -> list[tuple[float, Scenario]]:
     return runs
 
 
-def run_sweep(sweep: Sweep, out_dir: Path, quiet: bool = False) -> tuple[Path, pd.DataFrame]:
-    """Run every value and the baseline; write the runs, the summary CSV and its chart."""
+def simulate_run(item: tuple[Scenario, ModelParameters | None]) -> xr.Dataset:
+    """One run of a sweep on a dask worker: exactly what ``run_to_file`` simulates (one
+    DES worker process: dask's workers cannot start their own, and the results do not
+    depend on the count)."""
+    scenario, params = item
+    return simulate(scenario, params=params, workers=1)
+
+
+def _run_serially(runs: list[tuple[Scenario, ModelParameters | None]], run_dir: Path,
+                  sweep: Sweep, quiet: bool) -> list[xr.Dataset]:
+    """The runs one after another in this process (as ``make run`` calls it)."""
+    (baseline, _), *swept = runs
+    baseline_ds, _, _ = run_to_file(baseline, out=run_dir / f"{baseline.name}.nc")
+    datasets = [baseline_ds]
+    with progress_bar(len(swept), f"sweep {sweep.name}", quiet=quiet, unit="run") as bar:
+        for (value, _), (scenario, params) in zip(sweep.runs, swept, strict=True):
+            bar.set_postfix_str(f"{sweep.key} = {value:g}")
+            ds, _, _ = run_to_file(scenario, out=run_dir / f"{scenario.name}.nc",
+                                   params=params)
+            datasets.append(ds)
+            bar.update(1)
+    return datasets
+
+
+def _run_as_tasks(runs: list[tuple[Scenario, ModelParameters | None]], run_dir: Path,
+                  sweep: Sweep, quiet: bool, workers: int, scheduler: str | None
+                  ) -> list[xr.Dataset]:
+    """Each run a task on dask (:func:`sim.batch.execute`; ``workers=0`` without a
+    scheduler: in this process); this process writes each run's files as it arrives.
+    Every output path is checked before any run starts."""
+    from sim.batch.cluster import execute
+    from sim.results.io import write_results
+    from sim.results.paths import check_output_path
+
+    paths = {}
+    for scenario, _ in runs:
+        paths[scenario.name] = check_output_path(run_dir / f"{scenario.name}.nc")
+        check_output_path(paths[scenario.name].with_suffix(".csv"), suffixes=(".csv",))
+    key = uuid.uuid4().hex[:12]  # this sweep's keys: a shared scheduler may hold others
+    done: dict[str, xr.Dataset] = {}
+    with progress_bar(len(runs), f"sweep {sweep.name}", quiet=quiet, unit="run") as bar:
+        def save(item: tuple[Scenario, ModelParameters | None], ds: xr.Dataset) -> None:
+            name = item[0].name
+            write_results(ds, paths[name])
+            done[name] = ds
+            bar.update(1)
+
+        execute({f"cicsim-sweep-{scenario.name}-{key}": (scenario, params)
+                 for scenario, params in runs}, simulate_run, workers, scheduler, save)
+    return [done[scenario.name] for scenario, _ in runs]
+
+
+def run_sweep(sweep: Sweep, out_dir: Path, quiet: bool = False, workers: int | None = None,
+              scheduler: str | None = None) -> tuple[Path, pd.DataFrame]:
+    """Run every value and the baseline; write the runs, the summary CSV and its chart.
+
+    Serial in this process by default.  ``workers`` (a local dask cluster of that many
+    processes) or ``scheduler`` (an existing cluster) make each run a task
+    (docs/batch.md); the files and the summary are the same either way (the summary
+    byte for byte; a run's ``.nc`` differs only in its creation time and wall time).
+    ``workers=0``: the task path in this process (tests)."""
     from sim.results.io import atomic_write_text
     from sim.results.plots import sweep_chart
 
+    if workers is not None or scheduler is not None:
+        from sim.batch.cluster import check_cluster_options
+
+        check_cluster_options(workers or None, scheduler)
     run_dir = out_dir / sweep.name
     baseline = load_scenario(sweep.baseline)
-    baseline_ds, _, _ = run_to_file(baseline, out=run_dir / f"{baseline.name}.nc")
     shared: ModelParameters | None = None
     if sweep.key.startswith(_ESTIMATION_FREE):
         shared = cached_parameters(sweep.runs[0][1].config)
-    results = [from_dataset(baseline_ds)]
-    with progress_bar(len(sweep.runs), f"sweep {sweep.name}", quiet=quiet,
-                      unit="run") as bar:
-        for value, scenario in sweep.runs:
-            bar.set_postfix_str(f"{sweep.key} = {value:g}")
-            ds, _, _ = run_to_file(scenario, out=run_dir / f"{scenario.name}.nc",
-                                   params=shared)
-            results.append(from_dataset(ds))
-            bar.update(1)
+    runs = [(baseline, None), *((scenario, shared) for _, scenario in sweep.runs)]
+    if workers is None and scheduler is None:
+        datasets = _run_serially(runs, run_dir, sweep, quiet)
+    else:
+        datasets = _run_as_tasks(runs, run_dir, sweep, quiet, workers or 0, scheduler)
+    results = [from_dataset(ds) for ds in datasets]
     # the usual table years, within the runs (a short sweep still gets a last year)
     end = min(int(r.ds["year"].values[-1]) for r in results)
     years = [y for y in DEFAULT_YEARS if y < end] + [end]

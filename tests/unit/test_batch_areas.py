@@ -1,9 +1,11 @@
 """``cicsim batch --area`` (sim/batch, sim/run.py ``area_setup``/``finish_areas``).
 
-Fast tests run in one process (``workers=0``) on test_area_runs' fake authorities (the
-small in-code model scaled per area), so they check the plumbing: tasks by area, seeds,
-lever money, gathering, the England sum, resuming.  The slow ones run real authorities
-through the command line on a local dask cluster.
+Most run in one process (``workers=0``) on test_area_runs' fake authorities (the small
+in-code model scaled per area), so they check the plumbing: tasks by area, seeds, lever
+money, gathering, the England sum, resuming; one runs real authorities through the
+command line on a local dask cluster.  Each batch costs about a second (task files,
+gathering, costs, bands, the CSV), so only planning, hashing, names and bad input are
+in the fast tier; the rest are marked slow.
 
 The DES claims are exact (same seeds, same arithmetic: equal arrays, equal hashes).  A
 stock-flow draw is compared with a separate run of that draw at rtol 1e-12: the same
@@ -61,6 +63,7 @@ def by_area(tmp_path_factory: pytest.TempPathFactory) -> tuple[xr.Dataset, Batch
         return expected, run_batch([sc], "des", 2, out, workers=0, area=SELECTOR, chunk=1)
 
 
+@pytest.mark.slow  # the fixture: ~3 s
 def test_des_replicates_by_area_equal_the_area_run(by_area) -> None:  # type: ignore[no-untyped-def]
     """Replicate r of area A in a batch is replicate r of A in ``simulate_areas``: its
     own seed, capacity and lever money (the family-help money split by pool)."""
@@ -72,6 +75,7 @@ def test_des_replicates_by_area_equal_the_area_run(by_area) -> None:  # type: ig
                      for code in ("E06000059", "E08000031") for r in (0, 1)]
 
 
+@pytest.mark.slow
 def test_a_rerun_by_area_skips_the_finished_tasks(by_area, fake_areas) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     _, result = by_area
     again = run_batch([scenario(SHORT)], "des", 2, result.nc_path, workers=0,
