@@ -19,6 +19,8 @@ total equals the value (same profile), a number is set directly.  The scenario p
 the file is applied as ``--set`` overrides on the ``extends`` file, so it is validated
 by the one scenario validator.  Outputs: ``<out>/<name>/<run>.nc`` for every run, the
 summary ``<out>/<name>.csv`` (a comparison-table row per value) and ``<out>/<name>.png``.
+The runs go one after another in this process, or, with ``--workers``/``--scheduler``,
+each as a task on a dask cluster (the same files: :func:`run_sweep`, docs/batch.md).
 """
 
 from __future__ import annotations
