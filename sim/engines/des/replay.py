@@ -131,10 +131,8 @@ class FamilyHelpReplay:
         order = np.argsort(times, kind="stable")  # the heap's order of referrals
         children, arrival, draws = children[order], times[order], draws[order]
         births = run.children["birth"][children]
-        # the scalar path's math.log, not numpy's (which may differ in the last bit)
-        clock = -np.array(list(map(math.log, draws[:, 0].tolist())))
-        mean = model.capacity.family_help_mean_months
-        help_log = mean * np.array(list(map(math.log, draws[:, 2].tolist())))
+        clock = -np.log(draws[:, 0])  # the simpy path takes numpy's log too
+        help_log = model.capacity.family_help_mean_months * np.log(draws[:, 2])
         chain, n_months = self.chain, model.n_months
         unserved = chain.rows(np.zeros(n, dtype=np.int64), births)
         helped = chain.rows(np.ones(n, dtype=np.int64), births)
