@@ -31,6 +31,7 @@ the hazards of the referred children, who meet nobody but each other.  So:
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import time
 
@@ -61,6 +62,11 @@ from sim.engines.des.queues import (
 from sim.engines.des.state import ReplicateResult, ReplicateState
 from sim.model import spec
 from sim.model.parameters import Array
+
+
+# Months of referrals served per block (see FamilyHelpReplay.serve): ~100,000 clients
+# nationally, whose temporaries take a few tens of MB.
+BLOCK_MONTHS = 12
 
 
 def _years_of(times: Array) -> IntArray:
@@ -116,17 +122,28 @@ class FamilyHelpReplay:
                                     self.chain.n_birth_rows, limit, limit.tolist(),
                                     leaves_at, leaves_at.tolist())
 
-    def referrals(self, month: int, children: IntArray) -> None:
-        """Draw the month's referrals (``children``, registered as
-        :meth:`ReplicateState._new_referrals` registers them) as ``FamilyHelp.referrals``
-        does, serve them, and keep those who will enter care (with the moment they leave
-        the pool) for :meth:`entrants`."""
+    def serve(self, referrals: IntArray, months: IntArray) -> None:
+        """Every month's referrals (registered as :meth:`ReplicateState._new_referrals`
+        registers them, in month order), a block of months at a time: numpy's per-call
+        cost would dominate a month (~8,000 clients nationally), and a block bounds the
+        temporaries (a million clients in all)."""
+        bounds = np.searchsorted(months, np.arange(0, self.run.model.n_months + 1,
+                                                   BLOCK_MONTHS)).tolist()
+        bounds.append(months.size)
+        for first, last in itertools.pairwise(bounds):
+            if last > first:
+                self._serve_block(referrals[first:last], months[first:last])
+
+    def _serve_block(self, children: IntArray, months: IntArray) -> None:
+        """Draw the referrals as ``FamilyHelp.referrals`` does, serve them, and keep
+        those who will enter care (with the moment they leave the pool) for
+        :meth:`entrants`.  Every step is element-wise, so the block gives what month by
+        month gives; arrivals sorted in the block are sorted month by month, since a
+        month's arrivals fall within it."""
         run, model = self.run, self.run.model
         n = children.size
-        if n == 0:
-            return
         ids = run.children["id"][children]
-        times = month + rng.keyed_uniforms(run.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
+        times = months + rng.keyed_uniforms(run.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
         draws = rng.keyed_uniforms(run.keys[STREAM_FAMILY_HELP], ids, 0, 3)
         order = np.argsort(times, kind="stable")  # the heap's order of referrals
         children, arrival, draws = children[order], times[order], draws[order]
@@ -171,13 +188,13 @@ class FamilyHelpReplay:
         sequence = self.clients + np.arange(n)
         self.entries.append((leave[entering], children[entering]))
         immediate = start == arrival
-        self._count(month, arrival, start, immediate, deadline, leave, sequence)
+        self._count(arrival, start, immediate, deadline, leave, sequence)
         self.events += int(n + (~immediate & np.isfinite(deadline)).sum() + served.events
                            + np.isfinite(leave[after]).sum())
         self.clients += n
 
-    def _count(self, month: int, arrival: Array, start: Array, immediate: Array,
-               deadline: Array, leave: Array, sequence: IntArray) -> None:
+    def _count(self, arrival: Array, start: Array, immediate: Array, deadline: Array,
+               leave: Array, sequence: IntArray) -> None:
         """Referrals, starts of help and waits by year; the pool and the queue on each
         31 March (after every event at that instant, as the snapshot is)."""
         is_served = np.isfinite(start)
@@ -187,10 +204,8 @@ class FamilyHelpReplay:
             self.helped[year] += count
         wait_end = np.where(is_served, start, deadline)
         waited = ~immediate
-        years = self.years[None, :]
-        before = arrival[:, None] <= years
-        self.queue[1:] += (before & waited[:, None] & (years < wait_end[:, None])).sum(0)
-        self.pool[1:] += (before & (years < leave[:, None])).sum(axis=0)
+        self.queue[1:] += self._present(arrival[waited], wait_end[waited])
+        self.pool[1:] += self._present(arrival, leave)
         # a wait ends when help starts or when the child leaves unserved; the simpy path
         # adds them up in the order it processes them: by time, leavings before the
         # hand-overs of the same instant, then by arrival
@@ -201,6 +216,18 @@ class FamilyHelpReplay:
             self.records.setdefault(year, []).append(
                 (wait_end[these], is_served[these].astype(np.int64), sequence[these],
                  wait_end[these] - arrival[these]))
+
+    def _present(self, arrival: Array, left: Array) -> IntArray:
+        """How many clients are there on each 31 March ``y`` (``arrival <= y < left``):
+        client i is there on the 31 Marches numbered from (31 Marches before its
+        arrival) up to, not including, (31 Marches before it leaves)."""
+        first = np.searchsorted(self.years, arrival, side="left")
+        stop = np.searchsorted(self.years, left, side="left")
+        there = stop > first
+        size = self.years.size + 1
+        changes = (np.bincount(first[there], minlength=size)
+                   - np.bincount(stop[there], minlength=size))
+        return np.cumsum(changes)[:-1]
 
     def entrants(self) -> Entrants:
         """Children entering care from family help, each at the moment it leaves the
@@ -307,9 +334,7 @@ class QueueReplicate(RoundsReplicate):
         entrants, referrals, referral_months = self._draw_entrants(family_help is not None)
         parts = [entrants, self._pending_entrants()]
         if family_help is not None:
-            bounds = np.searchsorted(referral_months, np.arange(self.model.n_months + 1))
-            for month in range(self.model.n_months):
-                family_help.referrals(month, referrals[bounds[month]:bounds[month + 1]])
+            family_help.serve(referrals, referral_months)
             parts.append(family_help.entrants())
         self._draw_rounds(Entrants.join(parts))
         self.heap_events = count_flows(self)
