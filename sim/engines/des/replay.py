@@ -63,7 +63,6 @@ from sim.engines.des.state import ReplicateResult, ReplicateState
 from sim.model import spec
 from sim.model.parameters import Array
 
-
 # Months of referrals served per block (see FamilyHelpReplay.serve): ~100,000 clients
 # nationally, whose temporaries take a few tens of MB.
 BLOCK_MONTHS = 12
