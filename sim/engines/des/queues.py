@@ -45,6 +45,7 @@ from itertools import chain
 
 import numpy as np
 
+from sim.engines.des.chains import sorted_search
 from sim.engines.des.common import MONTHS_PER_YEAR, IntArray
 from sim.model.parameters import Array
 
@@ -297,7 +298,7 @@ def _helped_stay(chain: HelpChain, s: Array, a: Array, c: Array, used_from: Arra
     k = row * width + n_rows * width + month
     low = flat[k]
     target = low + (s - month) * (flat[k + 1] - low) + left
-    index = np.searchsorted(flat, target, side="left")
+    index = sorted_search(flat, target)
     position = index - (row * width + n_rows * width)
     reached = position <= n_months
     safe = np.where(reached, index, 1)
