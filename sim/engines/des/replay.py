@@ -8,11 +8,10 @@ children in care.  A foster placement changes no hazard, and family help changes
 the hazards of the referred children, who meet nobody but each other.  So:
 
 1. Every month's entrants and family-help referrals registered at once, in the heap's
-   order (:meth:`.batch.RoundsReplicate._draw_entrants`).  Then, months in order, the
-   month's referrals served at once (Kiefer-Wolfowitz recursion,
-   :func:`.queues.serve_family_help`; the places carry over from month to month): a
-   client's whole stay in the pool is known when it is served, including whether and
-   when it enters care.  Then every episode as on the batch path: all the entrants
+   order (:meth:`.batch.RoundsReplicate._draw_entrants`).  Then the referrals, a
+   year of months at a time, served at once (Kiefer-Wolfowitz recursion,
+   :func:`.queues.serve_family_help`; the places carry over): a client's whole stay in
+   the pool is known when it is served, including whether and when it enters care.  Then every episode as on the batch path: all the entrants
    (with those from family help, each at the moment it leaves the pool) in one round,
    re-entries in rounds after it.  What the foster queue needs of the heap's order is
    when each start was put on the heap (its month's start; the moment of leaving
