@@ -21,7 +21,7 @@ from sim.engines import des
 from sim.engines.des import queues
 from sim.engines.des.chains import sorted_search
 from sim.engines.des.queues import replay_foster_queue, serve_family_help
-from sim.engines.des.replay import QueueReplicate, _leaving
+from sim.engines.des.replay import QueueReplicate, _leaving, arrival_order
 from sim.engines.des.state import ReplicateResult
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import load_scenario
@@ -283,3 +283,15 @@ def test_clients_present_on_each_31_march_are_counted_by_year(
     years = replay.years[None, :]
     direct = ((arrival[:, None] <= years) & (years < left[:, None])).sum(axis=0)
     assert np.array_equal(replay._present(arrival, left), direct)
+
+
+def test_referrals_are_ordered_by_time_then_registration() -> None:
+    """Ties (equal times) keep registration order, as the heap's insertion order does."""
+    rng = np.random.default_rng(8)
+    times = rng.uniform(0, 12, 2000)
+    assert np.array_equal(arrival_order(times), np.argsort(times, kind="stable"))
+    times[rng.integers(0, 2000, 600)] = times[:600]  # many ties
+    times[-50:] = 3.0
+    order = arrival_order(times)
+    assert np.array_equal(order, np.argsort(times, kind="stable"))
+    assert np.all(np.diff(order[times[order] == 3.0]) > 0)

@@ -73,6 +73,18 @@ def _years_of(times: Array) -> IntArray:
     return np.maximum(1, np.ceil(times / MONTHS_PER_YEAR).astype(np.int64))
 
 
+def arrival_order(times: Array) -> IntArray:
+    """``np.argsort(times, kind="stable")``: by time, a tie (two referrals drawing the
+    same 32-bit uniform in a month, about one a national replicate) in registration
+    order.  numpy's default sort is 3x faster than its stable one and gives the same
+    order when no two times are equal, so it is tried first."""
+    order = np.argsort(times)
+    ordered = times[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        return np.argsort(times, kind="stable")
+    return order
+
+
 def _leaving(times: Array, months: IntArray, birthday: Array, n_months: int,
              ) -> tuple[Array, IntArray]:
     """``FamilyHelp._schedule_leaving``'s rule: a leaving time at or after the 18th
@@ -144,7 +156,7 @@ class FamilyHelpReplay:
         ids = run.children["id"][children]
         times = months + rng.keyed_uniforms(run.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
         draws = rng.keyed_uniforms(run.keys[STREAM_FAMILY_HELP], ids, 0, 3)
-        order = np.argsort(times, kind="stable")  # the heap's order of referrals
+        order = arrival_order(times)  # the heap's order of referrals
         children, arrival, draws = children[order], times[order], draws[order]
         births = run.children["birth"][children]
         clock = -np.log(draws[:, 0])  # the simpy path takes numpy's log too
