@@ -244,6 +244,8 @@ def _serve_chunk(heap: list[float], chain: HelpChain, candidates: IntArray, arri
 
 
 def _due(deadline: Array, deferred: list[int]) -> float:
+    """The smallest release the heap may reach before the deferred releases must be
+    back on it: the earliest of their deadlines, less ``RELEASE_MARGIN``."""
     if not deferred:
         return INF
     return float(deadline[deferred].min()) - RELEASE_MARGIN
