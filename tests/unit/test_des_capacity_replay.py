@@ -18,8 +18,10 @@ import pytest
 import xarray as xr
 
 from sim.engines import des
-from sim.engines.des.queues import replay_foster_queue
-from sim.engines.des.replay import QueueReplicate
+from sim.engines.des import queues
+from sim.engines.des.chains import sorted_search
+from sim.engines.des.queues import replay_foster_queue, serve_family_help
+from sim.engines.des.replay import QueueReplicate, _leaving, arrival_order
 from sim.engines.des.state import ReplicateResult
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import load_scenario
@@ -166,3 +168,130 @@ def test_a_reentry_within_the_month_of_leaving_family_help(
     replayed = des.simulate_replicate(model, 1)
     assert sum(chained) >= 1
     _assert_identical(replayed, des.simulate_replicate(model, 1, "simpy"))
+
+
+def _plain_family_help(heap: list[float], chain: queues.HelpChain, arrival: Any,
+                       deadline: Any, clock: Any, used_from: Any, help_log: Any,
+                       rows: Any) -> Any:
+    """The recursion without its shortcuts: every client looked at, every release
+    computed when help starts and put straight on the heap."""
+    start = np.full(arrival.size, math.inf)
+    for i in range(arrival.size):
+        top = heap[0]
+        if top <= arrival[i]:
+            s = float(arrival[i])
+        elif top >= deadline[i]:
+            continue
+        else:
+            s = top
+        start[i] = s
+        one = slice(i, i + 1)
+        leave = queues._helped_stay(chain, np.array([s]), arrival[one], clock[one],
+                                    used_from[one], rows[one])[0][0]
+        ends = s - help_log[i]
+        has_end = ends < chain.n_months
+        ends = s + (ends - s)
+        heapq.heapreplace(heap, ends if has_end and ends < leave else leave)
+    return start
+
+
+def test_family_help_shortcuts_serve_as_the_plain_recursion(
+        baseline_params: ModelParameters, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`serve_family_help` drops clients sure to leave unserved before its loop and
+    defers the releases of helped clients whose deadline is far: with few places
+    (long queues, most clients leaving unserved) and small chunks both happen often,
+    and every start of help and the places left must still be the plain recursion's,
+    over two calls (the heap carries over).  (Checked to fail if deferred releases are
+    put back only at the end of a call, or if the pre-filter drops clients whose
+    deadline is within 0.05 months after the smallest release.)"""
+    model = des.compile_model(baseline_params, _config())
+    replay = QueueReplicate(model, 0).family_help_replay
+    assert replay is not None
+    chain, pool = replay.help_chain, replay.chain
+    rng = np.random.default_rng(11)
+    n, places = 3000, 60
+    arrival = np.sort(rng.uniform(0.0, 30.0, n))
+    births = np.floor(arrival).astype(np.int64) - rng.integers(0, 216, n)
+    clock = rng.exponential(1.0, n)
+    help_log = 6.0 * np.log(rng.uniform(size=n))
+    rows = pool.rows(np.zeros(n, dtype=np.int64), births)
+    deadline, _ = _leaving(*pool.next_times(0, rows, arrival, clock),
+                           (births + des.AGE_ROWS).astype(float), chain.n_months)
+    deadline = arrival + (deadline - arrival)
+    used_from = pool._position(0, rows, arrival)
+    put_back: list[int] = []
+    original = queues._put_back
+
+    def counted(heap: list[float], chain: Any, deferred: list[int], *args: Any) -> None:
+        put_back.append(len(deferred))
+        original(heap, chain, deferred, *args)
+
+    monkeypatch.setattr(queues, "_put_back", counted)
+    monkeypatch.setattr(queues, "SERVE_CHUNK", 16)  # the pre-filter at work throughout
+    heap, plain_heap = [-math.inf] * places, [-math.inf] * places
+    for part in (slice(0, n // 2), slice(n // 2, n)):
+        columns = (arrival[part], deadline[part], clock[part], used_from[part],
+                   help_log[part], rows[part])
+        served = serve_family_help(heap, chain, *columns)
+        plain = _plain_family_help(plain_heap, chain, *columns)
+        assert np.array_equal(served.start, plain)
+        assert sorted(heap) == sorted(plain_heap)
+    # the shortcuts were taken: many left unserved, many releases deferred, and put
+    # back within the calls too
+    start = _plain_family_help([-math.inf] * places, chain, arrival, deadline, clock,
+                               used_from, help_log, rows)
+    assert n // 3 < np.isinf(start).sum() < n - n // 10
+    assert sum(put_back) > 100 and sum(1 for count in put_back if count) > 2
+
+
+def test_a_deferred_release_before_its_bound_is_an_error(
+        baseline_params: ModelParameters) -> None:
+    """The deferral relies on a helped client's place coming free no earlier than its
+    deadline (less a margin); a release computed before that would have changed the
+    queue, so it fails loudly instead."""
+    model = des.compile_model(baseline_params, _config())
+    replay = QueueReplicate(model, 0).family_help_replay
+    assert replay is not None
+    chain = replay.help_chain
+    one = np.ones(1)
+    with pytest.raises(AssertionError, match="before its bound"):
+        queues._put_back([0.0], chain, [0], [1.0], one, one, np.zeros(1), -one,
+                         np.array([300]), np.array([50.0]))
+
+
+def test_sorted_search_is_searchsorted() -> None:
+    rng = np.random.default_rng(5)
+    flat = np.sort(rng.uniform(0, 100, 5000))
+    for size in (10, 3000):
+        target = np.concatenate([rng.uniform(-5, 105, size), flat[:7], [flat[-1]]])
+        assert np.array_equal(sorted_search(flat, target),
+                              np.searchsorted(flat, target, side="left"))
+
+
+def test_clients_present_on_each_31_march_are_counted_by_year(
+        baseline_params: ModelParameters) -> None:
+    """``arrival <= 31 March < left``, as the year-end snapshot sees the pool."""
+    model = des.compile_model(baseline_params, _config())
+    replay = QueueReplicate(model, 0).family_help_replay
+    assert replay is not None
+    rng = np.random.default_rng(2)
+    arrival = rng.uniform(0, 120, 500)
+    arrival[:5] = [12.0, 24.0, 0.0, 119.5, 36.0]  # on a 31 March, or before the first
+    left = arrival + np.where(rng.uniform(size=500) < 0.1, np.inf,
+                              rng.exponential(10.0, 500))
+    left[5:8] = [12.0, 24.0, 48.0]
+    years = replay.years[None, :]
+    direct = ((arrival[:, None] <= years) & (years < left[:, None])).sum(axis=0)
+    assert np.array_equal(replay._present(arrival, left), direct)
+
+
+def test_referrals_are_ordered_by_time_then_registration() -> None:
+    """Ties (equal times) keep registration order, as the heap's insertion order does."""
+    rng = np.random.default_rng(8)
+    times = rng.uniform(0, 12, 2000)
+    assert np.array_equal(arrival_order(times), np.argsort(times, kind="stable"))
+    times[rng.integers(0, 2000, 600)] = times[:600]  # many ties
+    times[-50:] = 3.0
+    order = arrival_order(times)
+    assert np.array_equal(order, np.argsort(times, kind="stable"))
+    assert np.all(np.diff(order[times[order] == 3.0]) > 0)

@@ -88,14 +88,15 @@ def child_ids(origin: int | IntArray, month: int | IntArray, row: int | IntArray
     the 3rd child entering care from the CIN pool in month 40 at age row 100 has the
     same id (and so the same random numbers) in every scenario.
     """
-    parts = np.broadcast_arrays(np.asarray(month, dtype=np.uint64),
-                                np.asarray(row, dtype=np.uint64),
-                                np.asarray(column, dtype=np.uint64),
-                                np.asarray(ordinal, dtype=np.uint64))
-    month_u, row_u, column_u, ordinal_u = parts
-    ids = np.asarray(origin, dtype=np.uint64) << np.uint64(51)
-    ids = ids | (month_u << np.uint64(39)) | (row_u << np.uint64(31))
-    return np.asarray(ids | (column_u << np.uint64(24)) | ordinal_u, dtype=np.uint64)
+    # Composed in int64 (every field is non-negative and the id has 53 bits, so the
+    # bits are those of the uint64 composition) in one buffer: at 1.4 million children
+    # a replicate, converting each field to uint64 first took most of the time.
+    fields = [np.asarray(value, dtype=np.int64)
+              for value in (ordinal, column, row, month, origin)]
+    ids = np.zeros(np.broadcast_shapes(*(field.shape for field in fields)), dtype=np.int64)
+    for field, shift in zip(fields, (0, 24, 31, 39, 51), strict=True):
+        ids |= field << shift if shift else field
+    return ids.view(np.uint64)
 
 
 def _year_of_time(times: Array) -> IntArray:

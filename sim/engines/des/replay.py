@@ -8,13 +8,13 @@ children in care.  A foster placement changes no hazard, and family help changes
 the hazards of the referred children, who meet nobody but each other.  So:
 
 1. Every month's entrants and family-help referrals registered at once, in the heap's
-   order (:meth:`.batch.RoundsReplicate._draw_entrants`).  Then, months in order, the
-   month's referrals served at once (Kiefer-Wolfowitz recursion,
-   :func:`.queues.serve_family_help`; the places carry over from month to month): a
-   client's whole stay in the pool is known when it is served, including whether and
-   when it enters care.  Then every episode as on the batch path: all the entrants
-   (with those from family help, each at the moment it leaves the pool) in one round,
-   re-entries in rounds after it.  What the foster queue needs of the heap's order is
+   order (:meth:`.batch.RoundsReplicate._draw_entrants`).  Then the referrals, a
+   year of months at a time, served at once (Kiefer-Wolfowitz recursion,
+   :func:`.queues.serve_family_help`; the places carry over): a client's whole stay in
+   the pool is known when it is served, including whether and when it enters care.
+   Then every episode as on the batch path: all the entrants (with those from family
+   help, each at the moment it leaves the pool) in one round, re-entries in rounds
+   after it.  What the foster queue needs of the heap's order is
    when each start was put on the heap (its month's start; the moment of leaving
    family help; for a re-entry within the month of the episode before it, that
    episode's), kept per episode (:class:`.batch.Entrants`), and the table order of the
@@ -31,6 +31,7 @@ the hazards of the referred children, who meet nobody but each other.  So:
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import time
 
@@ -62,10 +63,26 @@ from sim.engines.des.state import ReplicateResult, ReplicateState
 from sim.model import spec
 from sim.model.parameters import Array
 
+# Months of referrals served per block (see FamilyHelpReplay.serve): ~100,000 clients
+# nationally, whose temporaries take a few tens of MB.
+BLOCK_MONTHS = 12
+
 
 def _years_of(times: Array) -> IntArray:
     """``max(1, ceil(t / 12))``: the year a wait or a referral is counted in."""
     return np.maximum(1, np.ceil(times / MONTHS_PER_YEAR).astype(np.int64))
+
+
+def arrival_order(times: Array) -> IntArray:
+    """``np.argsort(times, kind="stable")``: by time, a tie (two referrals drawing the
+    same 32-bit uniform in a month, about one a national replicate) in registration
+    order.  numpy's default sort is 3x faster than its stable one and gives the same
+    order when no two times are equal, so it is tried first."""
+    order = np.argsort(times)
+    ordered = times[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        return np.argsort(times, kind="stable")
+    return order
 
 
 def _leaving(times: Array, months: IntArray, birthday: Array, n_months: int,
@@ -116,25 +133,34 @@ class FamilyHelpReplay:
                                     self.chain.n_birth_rows, limit, limit.tolist(),
                                     leaves_at, leaves_at.tolist())
 
-    def referrals(self, month: int, children: IntArray) -> None:
-        """Draw the month's referrals (``children``, registered as
-        :meth:`ReplicateState._new_referrals` registers them) as ``FamilyHelp.referrals``
-        does, serve them, and keep those who will enter care (with the moment they leave
-        the pool) for :meth:`entrants`."""
+    def serve(self, referrals: IntArray, months: IntArray) -> None:
+        """Every month's referrals (registered as :meth:`ReplicateState._new_referrals`
+        registers them, in month order), a block of months at a time: numpy's per-call
+        cost would dominate a month (~8,000 clients nationally), and a block bounds the
+        temporaries (a million clients in all)."""
+        bounds = np.searchsorted(months, np.arange(0, self.run.model.n_months + 1,
+                                                   BLOCK_MONTHS)).tolist()
+        bounds.append(months.size)
+        for first, last in itertools.pairwise(bounds):
+            if last > first:
+                self._serve_block(referrals[first:last], months[first:last])
+
+    def _serve_block(self, children: IntArray, months: IntArray) -> None:
+        """Draw the referrals as ``FamilyHelp.referrals`` does, serve them, and keep
+        those who will enter care (with the moment they leave the pool) for
+        :meth:`entrants`.  Every step is element-wise, so the block gives what month by
+        month gives; arrivals sorted in the block are sorted month by month, since a
+        month's arrivals fall within it."""
         run, model = self.run, self.run.model
         n = children.size
-        if n == 0:
-            return
         ids = run.children["id"][children]
-        times = month + rng.keyed_uniforms(run.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
+        times = months + rng.keyed_uniforms(run.keys[STREAM_ENTRY_TIMES], ids, 0, 1)[:, 0]
         draws = rng.keyed_uniforms(run.keys[STREAM_FAMILY_HELP], ids, 0, 3)
-        order = np.argsort(times, kind="stable")  # the heap's order of referrals
+        order = arrival_order(times)  # the heap's order of referrals
         children, arrival, draws = children[order], times[order], draws[order]
         births = run.children["birth"][children]
-        # the scalar path's math.log, not numpy's (which may differ in the last bit)
-        clock = -np.array(list(map(math.log, draws[:, 0].tolist())))
-        mean = model.capacity.family_help_mean_months
-        help_log = mean * np.array(list(map(math.log, draws[:, 2].tolist())))
+        clock = -np.log(draws[:, 0])  # the simpy path takes numpy's log too
+        help_log = model.capacity.family_help_mean_months * np.log(draws[:, 2])
         chain, n_months = self.chain, model.n_months
         unserved = chain.rows(np.zeros(n, dtype=np.int64), births)
         helped = chain.rows(np.ones(n, dtype=np.int64), births)
@@ -173,13 +199,13 @@ class FamilyHelpReplay:
         sequence = self.clients + np.arange(n)
         self.entries.append((leave[entering], children[entering]))
         immediate = start == arrival
-        self._count(month, arrival, start, immediate, deadline, leave, sequence)
+        self._count(arrival, start, immediate, deadline, leave, sequence)
         self.events += int(n + (~immediate & np.isfinite(deadline)).sum() + served.events
                            + np.isfinite(leave[after]).sum())
         self.clients += n
 
-    def _count(self, month: int, arrival: Array, start: Array, immediate: Array,
-               deadline: Array, leave: Array, sequence: IntArray) -> None:
+    def _count(self, arrival: Array, start: Array, immediate: Array, deadline: Array,
+               leave: Array, sequence: IntArray) -> None:
         """Referrals, starts of help and waits by year; the pool and the queue on each
         31 March (after every event at that instant, as the snapshot is)."""
         is_served = np.isfinite(start)
@@ -189,10 +215,8 @@ class FamilyHelpReplay:
             self.helped[year] += count
         wait_end = np.where(is_served, start, deadline)
         waited = ~immediate
-        years = self.years[None, :]
-        before = arrival[:, None] <= years
-        self.queue[1:] += (before & waited[:, None] & (years < wait_end[:, None])).sum(0)
-        self.pool[1:] += (before & (years < leave[:, None])).sum(axis=0)
+        self.queue[1:] += self._present(arrival[waited], wait_end[waited])
+        self.pool[1:] += self._present(arrival, leave)
         # a wait ends when help starts or when the child leaves unserved; the simpy path
         # adds them up in the order it processes them: by time, leavings before the
         # hand-overs of the same instant, then by arrival
@@ -203,6 +227,18 @@ class FamilyHelpReplay:
             self.records.setdefault(year, []).append(
                 (wait_end[these], is_served[these].astype(np.int64), sequence[these],
                  wait_end[these] - arrival[these]))
+
+    def _present(self, arrival: Array, left: Array) -> IntArray:
+        """How many clients are there on each 31 March ``y`` (``arrival <= y < left``):
+        client i is there on the 31 Marches numbered from (31 Marches before its
+        arrival) up to, not including, (31 Marches before it leaves)."""
+        first = np.searchsorted(self.years, arrival, side="left")
+        stop = np.searchsorted(self.years, left, side="left")
+        there = stop > first
+        size = self.years.size + 1
+        changes = (np.bincount(first[there], minlength=size)
+                   - np.bincount(stop[there], minlength=size))
+        return np.cumsum(changes)[:-1]
 
     def entrants(self) -> Entrants:
         """Children entering care from family help, each at the moment it leaves the
@@ -222,7 +258,9 @@ class FamilyHelpReplay:
         for year, parts in sorted(self.records.items()):
             moment, kind, sequence, amount = (np.concatenate(columns)
                                               for columns in zip(*parts, strict=True))
-            order = np.lexsort((sequence, kind, moment))
+            # by time, then kind, then arrival: kind and arrival in one integer key
+            # (arrival numbers stay far below 2**40), one sort fewer than three keys
+            order = np.lexsort((kind << 40 | sequence, moment))
             self.waits[year] = [float(np.cumsum(amount[order])[-1]), int(amount.size)]
         self.records = {}
 
@@ -309,9 +347,7 @@ class QueueReplicate(RoundsReplicate):
         entrants, referrals, referral_months = self._draw_entrants(family_help is not None)
         parts = [entrants, self._pending_entrants()]
         if family_help is not None:
-            bounds = np.searchsorted(referral_months, np.arange(self.model.n_months + 1))
-            for month in range(self.model.n_months):
-                family_help.referrals(month, referrals[bounds[month]:bounds[month + 1]])
+            family_help.serve(referrals, referral_months)
             parts.append(family_help.entrants())
         self._draw_rounds(Entrants.join(parts))
         self.heap_events = count_flows(self)
