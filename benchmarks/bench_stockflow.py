@@ -8,8 +8,9 @@ month and the same matrix exponentials per year) with no model code around it.
 Also: ``stockflow_national_10y_s`` (median of 30 national 2022 -> 2032 projections with
 the batched reduced-state engine; target <= 0.003 s) and ``stockflow_1000_draws_s``
 (1,000 draws of the calibrated trend keys applied to the baseline, run as one batch,
-year rates included; target <= 2 s), with the year-rate building alone and the
-loop-of-1,000 for the ratio.  Both are also reported as process CPU time
+year rates included, its chunks on the default threads: one per CPU; target <= 2 s),
+with the same on one thread, the year-rate building alone and the loop-of-1,000 for
+the ratio.  Both are also reported as process CPU time
 (``..._cpu_s``), which other processes on a shared machine do not inflate.
 """
 
@@ -24,6 +25,7 @@ import scipy.linalg
 
 from sim.calibration import sample_parameter_sets
 from sim.engines import stockflow, stockflow_reference
+from sim.engines.parallel import default_workers
 from sim.estimation.estimate import estimate_parameters
 from sim.model.rates import year_rates_batch
 from sim.scenarios.loader import load_scenario
@@ -110,6 +112,10 @@ def main() -> dict[str, float]:
                                    10 * REPEATS) / 1e3
     batch_cpu_s = median_cpu_ms(lambda: stockflow.project_batch([params] * N_DRAWS, draws),
                                 BATCH_REPEATS) / 1e3
+    threads = default_workers(N_DRAWS // stockflow.CHUNK)
+    one_thread_s = median_ms(lambda: stockflow.project_batch([params] * N_DRAWS, draws,
+                                                             threads=1),
+                             BATCH_REPEATS) / 1e3
     start = time.perf_counter()
     run_years = list(range(params.base_year, scenario.config["run"]["end_year"] + 1))
     for lo in range(0, N_DRAWS, stockflow.CHUNK):  # the engine's path: a chunk at a time
@@ -126,7 +132,9 @@ def main() -> dict[str, float]:
     print(f"dense reference engine, median:           {reference_s:8.4f} s")
     print(f"stockflow_1000_draws_s (batched, w/ rates, median of {BATCH_REPEATS}): "
           f"{batch_s:8.3f} s  (target <= 2, goal 1.5)")
-    print(f"  CPU time (median of {BATCH_REPEATS}):                  {batch_cpu_s:8.3f} s")
+    print(f"  on {threads} thread(s), chunks of {stockflow.CHUNK} runs; CPU time (median of "
+          f"{BATCH_REPEATS}): {batch_cpu_s:8.3f} s")
+    print(f"  on one thread (median of {BATCH_REPEATS}):            {one_thread_s:8.3f} s")
     print(f"  of which year rates for the draws:      {rates_s:8.3f} s  "
           f"(engine alone {batch_s - rates_s:.3f} s)")
     print(f"loop of 1,000 single runs:                {loop_s:8.3f} s  "
@@ -134,6 +142,8 @@ def main() -> dict[str, float]:
     return {"stockflow_national_10y_s": national_s, "stockflow_national_10y_target_s": 0.003,
             "stockflow_national_10y_cpu_s": national_cpu_s,
             "stockflow_1000_draws_cpu_s": batch_cpu_s,
+            "stockflow_1000_draws_threads": float(threads),
+            "stockflow_1000_draws_one_thread_s": one_thread_s,
             "stockflow_reference_10y_s": reference_s,
             "stockflow_1000_draws_s": batch_s, "stockflow_1000_draws_target_s": 2.0,
             "stockflow_1000_draws_year_rates_s": rates_s,

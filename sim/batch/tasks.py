@@ -155,7 +155,8 @@ def _draw_datasets(params: Any, config: dict[str, Any], draws: Sequence[dict[str
         params_seq.append(apply_carried(params, changed, values))
         configs.append(changed)
     run_configs = [with_reinvestment(p, c) for p, c in zip(params_seq, configs, strict=True)]
-    result = stockflow.project_batch(params_seq, run_configs)
+    # one thread: the cluster already runs one worker per core
+    result = stockflow.project_batch(params_seq, run_configs, threads=1)
     datasets = [build_dataset(result["years"], [{k: v[j] for k, v in rec.items()}
                                                 for rec in result["records"]],
                               engine="stockflow") for j in range(len(configs))]

@@ -112,3 +112,17 @@ def test_a_large_batch_equals_each_run_alone(baseline_scenario: Scenario,
         alone = stockflow.project(params[b], configs[b])["records"]
         member = [{k: v[b] for k, v in record.items()} for record in batch["records"]]
         assert max_relative_difference(alone, member) <= TOLERANCE
+
+
+def test_threads_give_bit_identical_batches(baseline_scenario: Scenario,
+                                            baseline_params: ModelParameters) -> None:
+    """Chunks of a batch on several threads (the default outside tests) give exactly
+    the record of one thread: each chunk's arithmetic does not depend on the thread."""
+    n = 2 * stockflow.CHUNK + 5  # three chunks, the last one short
+    configs = _draw_configs(baseline_scenario, n)
+    one = stockflow.project_batch([baseline_params] * n, configs, threads=1)["records"]
+    three = stockflow.project_batch([baseline_params] * n, configs, threads=3)["records"]
+    for first, other in zip(one, three, strict=True):
+        assert first.keys() == other.keys()
+        for key in first:
+            assert np.array_equal(first[key], other[key]), key

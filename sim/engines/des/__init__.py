@@ -64,11 +64,11 @@ from sim.engines.des.pool import PoolTrajectory, _pool_time
 from sim.engines.des.runner import (
     DesPath,
     chosen_path,
-    default_workers,
     run,
     simulate_replicate,
 )
 from sim.engines.des.state import ReplicateResult
+from sim.engines.parallel import default_workers
 
 __all__ = [
     "AGE_ROWS", "BAND_OF_AGE_ROW", "CARE_STOCK_SHAPE", "FOSTER", "HOME_AGED_OUT",

@@ -36,6 +36,7 @@ from sim.engines.des.model import CompiledModel, compile_model
 from sim.engines.des.replay import QueueReplicate
 from sim.engines.des.replicate import EventReplicate
 from sim.engines.des.state import ReplicateResult
+from sim.engines.parallel import default_workers
 from sim.engines.schema import build_dataset, stack_replicates
 from sim.model.parameters import Array, ModelParameters
 
@@ -127,15 +128,6 @@ def run_replicates(model: CompiledModel, replicates: Sequence[int], path: DesPat
     ds = stack_replicates(datasets).assign_coords(replicate=list(replicates))
     ds.attrs.update({"des_heap_events": heap_events, "des_transitions": transitions})
     return ds
-
-
-def default_workers(replicates: int) -> int:
-    """Worker processes: ``CICSIM_WORKERS`` if set, else one per CPU (at most one per
-    replicate).  Results do not depend on it."""
-    configured = os.environ.get("CICSIM_WORKERS")
-    if configured:
-        return max(1, int(configured))
-    return max(1, min(os.cpu_count() or 1, replicates))
 
 
 def run(params: ModelParameters, config: dict[str, Any],
