@@ -195,7 +195,7 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     ``out`` (+ CSV).  ``workers=0``: in this process, no cluster.  ``area``: an
     ``--area`` selector (None or ``england``: England as a whole, no area dimension);
     by area, the default chunk is all of an area's replicates or 250 draws."""
-    from sim.results.io import data_hash, write_atomic_netcdf, write_results
+    from sim.results.io import data_hash, member_means, write_atomic_netcdf, write_results
     from sim.run import area_setup, is_national, resolve, variant
 
     if engine not in ("des", "stockflow"):
@@ -245,7 +245,8 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     files = {name: [(s.task, paths[s.task]) for s in specs if s.task.scenario == name]
              for name in names}
     ds = gather(scenarios, engine, axis, files, time.perf_counter() - start, setups)
-    nc_path, csv_path = write_results(ds, out)
+    # the CSV: means over the members and the bands; every member is in the NetCDF
+    nc_path, csv_path = write_results(ds, out, csv_source=member_means(ds, axis))
     return BatchResult(ds, nc_path, csv_path, data_hash(ds), len(specs),
                        len(specs) - len(todo))
 

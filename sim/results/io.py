@@ -159,10 +159,27 @@ def tidy_frame(ds: xr.Dataset) -> pd.DataFrame:
     return tidy[columns]
 
 
-def write_results(ds: xr.Dataset, nc_path: str | Path) -> tuple[Path, Path]:
+def member_means(ds: xr.Dataset, dim: str) -> xr.Dataset:
+    """``ds`` with every variable that has ``dim`` (``replicate`` or ``draw``) replaced by
+    its mean over it (units and definitions kept); the rest, the bands included, as is.
+
+    Why: the tidy CSV beside a batch would otherwise hold a row per replicate or draw
+    of every breakdown, 1.5 GB for 100 draws of every authority; the NetCDF keeps every
+    member."""
+    if dim not in ds.dims:
+        return ds
+    means = {name: var.mean(dim, keep_attrs=True) for name, var in ds.data_vars.items()
+             if dim in var.dims}
+    return ds.drop_vars([dim, *means], errors="ignore").assign(means)[list(ds.data_vars)]
+
+
+def write_results(ds: xr.Dataset, nc_path: str | Path,
+                  csv_source: xr.Dataset | None = None) -> tuple[Path, Path]:
     """Write ``ds`` to ``nc_path`` and a tidy CSV with the same stem; return both paths.
 
-    Both carry the ``run_id`` (module docstring); ``ds`` itself is not changed."""
+    Both carry the ``run_id`` (module docstring); ``ds`` itself is not changed.
+    ``csv_source``: what the CSV holds, when not ``ds`` itself (a batch writes its
+    :func:`member_means`); the run id is still ``ds``'s."""
     nc_path = Path(nc_path)
     csv_path = nc_path.with_suffix(".csv")
     nc_path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +188,7 @@ def write_results(ds: xr.Dataset, nc_path: str | Path) -> tuple[Path, Path]:
     tmp_nc, tmp_csv = _atomic_path(nc_path), _atomic_path(csv_path)
     try:
         ds.assign_attrs(run_id=run_id).to_netcdf(tmp_nc)
-        frame = tidy_frame(ds)
+        frame = tidy_frame(ds if csv_source is None else csv_source)
         frame.insert(0, "run_id", run_id)
         frame.to_csv(tmp_csv, index=False)
         os.replace(tmp_csv, csv_path)

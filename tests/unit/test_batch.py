@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -237,3 +238,24 @@ def test_shipped_worker_config_removes_the_malloc_variable() -> None:
         spawned = _get_env_variables("distributed.nanny.pre-spawn-environ")
     assert not [k for k in spawned if k.startswith("MALLOC_")]
     assert spawned.get("OPENBLAS_NUM_THREADS") == "1"
+
+
+def test_a_batch_csv_holds_member_means_and_the_nc_every_member(tmp_path: Path) -> None:
+    """The tidy CSV of a batch: one row per year and breakdown (the mean over draws),
+    not one per draw; variables without the member axis (the bands) as they are; the
+    NetCDF keeps every draw, and both carry its run id."""
+    ds = xr.Dataset(
+        {"looked_after": (("draw", "year"), np.array([[1.0, 2.0], [3.0, 6.0]]),
+                          {"units": "children"}),
+         "looked_after_quantiles": (("quantile", "year"), np.array([[1.5, 2.5]]))},
+        coords={"draw": [0, 1], "year": [2022, 2023], "quantile": [0.5]})
+    nc, csv = io.write_results(ds, tmp_path / "b.nc", csv_source=io.member_means(ds, "draw"))
+    frame = pd.read_csv(csv)
+    assert "draw" not in frame.columns
+    means = frame[frame["variable"] == "looked_after"]
+    assert means["value"].tolist() == [2.0, 4.0] and set(means["unit"]) == {"children"}
+    assert len(frame[frame["variable"] == "looked_after_quantiles"]) == 2
+    written = io.read_results(nc)
+    assert written.sizes["draw"] == 2 and io.csv_run_id(csv) == written.attrs["run_id"]
+    assert list(io.member_means(ds, "draw").data_vars) == list(ds.data_vars)
+    assert io.member_means(ds, "replicate") is ds
