@@ -24,6 +24,7 @@ from sim.batch.tasks import (
     forget,
     plan,
     run_task,
+    run_task_file,
     task_hash,
 )
 from sim.errors import InputError
@@ -195,7 +196,7 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     ``out`` (+ CSV).  ``workers=0``: in this process, no cluster.  ``area``: an
     ``--area`` selector (None or ``england``: England as a whole, no area dimension);
     by area, the default chunk is all of an area's replicates or 250 draws."""
-    from sim.results.io import data_hash, member_means, write_atomic_netcdf, write_results
+    from sim.results.io import data_hash, member_means, save_atomically, write_results
     from sim.run import area_setup, is_national, resolve, variant
 
     if engine not in ("des", "stockflow"):
@@ -235,13 +236,13 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     with bar(len(specs), "batch", quiet=quiet, unit="task") as progress:
         progress.update(len(specs) - len(todo))  # already done: resumed
 
-        def save(spec: TaskSpec, ds: xr.Dataset) -> None:
-            write_atomic_netcdf(ds.assign_attrs(task_hash=hashes[spec.task]),
-                                paths[spec.task])
+        def save(item: tuple[TaskSpec, str], data: bytes) -> None:
+            save_atomically(paths[item[0].task], lambda tmp: tmp.write_bytes(data))
             progress.update(1)
 
-        execute({f"cicsim-{spec.task.name}-{hashes[spec.task][:12]}": spec
-                 for spec in todo}, run_task, workers, scheduler, save)
+        execute({f"cicsim-{spec.task.name}-{hashes[spec.task][:12]}":
+                 (spec, hashes[spec.task]) for spec in todo},
+                run_task_file, workers, scheduler, save)
     files = {name: [(s.task, paths[s.task]) for s in specs if s.task.scenario == name]
              for name in names}
     ds = gather(scenarios, engine, axis, files, time.perf_counter() - start, setups)
