@@ -13,7 +13,9 @@ Figures (each printed beside its target):
   it.  (The simpy path takes minutes on it: 152 s CPU and 902 MB at load 1.4-2, 353 s
   wall at load 6.);
 * ``des_peak_mb``: peak resident memory of the process running a no-capacity replicate
-  (each replicate runs in a forked child, so it is measured on its own); target <= 400.
+  (each replicate runs in a freshly *spawned* child, so it is measured on its own: a
+  forked child would count whatever the benchmark process held from the benchmarks
+  before it, e.g. 152 authorities' parameters); target <= 400.
 
 Wall times include CPU contention on a shared machine; CPU seconds are printed beside
 them, and the load average (``uptime``'s one-minute figure) before each measurement.
@@ -64,7 +66,7 @@ def load() -> float:
 def run_replicate(scenario_path: str = "scenarios/baseline.toml",
                   path: str = "auto") -> dict[str, Any]:
     load_before = load()
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # a clean process (docstring)
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_replicate, args=(sender, scenario_path, path))
     process.start()

@@ -40,6 +40,7 @@ import heapq
 import math
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
 
@@ -397,8 +398,8 @@ def heap_times(start: Array, scheduled: Array, drawn_end: Array, initial: Array,
     return start, end
 
 
-def replay_foster_queue(places: int, customers: list[int], ends: list[int],
-                        times: list[float], n: int, n_years: int) -> FosterOutcome:
+def replay_foster_queue(places: int, customers: Iterable[int], ends: Iterable[int],
+                        times: Iterable[float], n: int, n_years: int) -> FosterOutcome:
     """Replay :class:`~sim.engines.des.capacity.Places` and ``FosterQueue`` on events in
     heap order (:func:`foster_event_order`: customer, 1 for an end, time).
 
