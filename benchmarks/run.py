@@ -54,9 +54,12 @@ AT_LEAST = {"des_100_replicates_speedup"}  # higher is better: met when >= targe
 
 
 def _load(path: Path) -> Any:
+    """Import a benchmark module under its own name (registered in ``sys.modules``, so a
+    spawned child process, which pickles functions by module and name, finds it)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
 
