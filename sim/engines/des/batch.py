@@ -116,6 +116,10 @@ class RoundsReplicate(ReplicateState):
         it on the month-by-month paths (and put on the heap with it) if it falls in
         that episode's month; otherwise when its own month starts."""
         size = self.children.size
+        # room for the entrants' episodes and their re-entries (about 4 % more
+        # nationally) at once: a table doubled while full holds old and new copies, and
+        # at this point it is the replicate's memory peak (capacity example: ~30 MB)
+        self.episodes.reserve(self.episodes.size + int(1.1 * entrants.children.size) + 1024)
         self.child_call_month = np.full(size, -1, dtype=np.int64)
         self.child_scheduled = np.zeros(size)
         batch = entrants
