@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,24 +34,21 @@ from sim.scenarios.loader import load_scenario
 REPEATS = 30
 
 
-def median_ms(function: object, repeats: int = REPEATS) -> float:
+def median_ms(function: object, repeats: int = REPEATS,
+              clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median of ``repeats`` calls, in milliseconds of ``clock`` (wall time by default)."""
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         function()  # type: ignore[operator]
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     return statistics.median(times)
 
 
 def median_cpu_ms(function: object, repeats: int = REPEATS) -> float:
     """Median process CPU time: on a shared machine wall time also counts the time other
     processes hold the core, CPU time does not (both are reported)."""
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        function()  # type: ignore[operator]
-        times.append((time.process_time() - start) * 1e3)
-    return statistics.median(times)
+    return median_ms(function, repeats, clock=time.process_time)
 
 
 def bare_loop(x0: np.ndarray, generators: np.ndarray, years: int) -> np.ndarray:

@@ -519,9 +519,7 @@ def _project_record(params_seq: Sequence[ModelParameters],
             done = list(pool.map(one_chunk, starts))
     else:
         done = [one_chunk(lo) for lo in starts]
-    parts = [d[0] for d in done]
-    help_served = [d[1] for d in done]
-    cost = [d[2] for d in done]
+    parts, help_served, cost = (list(column) for column in zip(*done, strict=True))
     care, counters, turned, home, pool = (
         p[0] if len(parts) == 1 else np.concatenate(p) for p in zip(*parts, strict=True))
     record = record_from_totals(
