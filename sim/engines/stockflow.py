@@ -225,7 +225,7 @@ def _expm_series(x: Array) -> Array:
 # UASC care block of expm(A dt) *is* the UASC part of the deviation's propagator, and
 # only the non-UASC care block needs a series of its own.
 _U_IN_STATE = slice(T_IN_STATE.start + N_K, T_IN_STATE.stop)
-_N_T_IN_STATE = slice(T_IN_STATE.start, T_IN_STATE.start + N_K)
+_N_T_CARE = slice(R.care_start, R.care_start + N_K)  # non-UASC care, in the generator
 
 
 def _check_uasc_block() -> None:
@@ -246,10 +246,8 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     """The blocks of ``expm(g dt)`` the monthly step needs, for generators ``g`` of
     shape (..., S, S) in the reduced layout: ``prop`` (..., 18, 16), a month of a row
     (state, then its two sources) to the state (``E[state, state]`` over
-    ``E[source, state]``); ``to_counters`` (..., 18, counters), the month's counter
-    flows from the same row (``E[state, counter]`` over ``E[source, counter]``); and
-    ``dd = expm(A_TT dt)`` for the placement deviation as (..., streams, stages,
-    stages) diagonal blocks (streams never exchange children).
+    ``E[source, state]``); and ``to_counters`` (..., 18, counters), the month's counter
+    flows from the same row (``E[state, counter]`` over ``E[source, counter]``).
 
     Why stacked this way: ``prop = [I; 0] + [X; dt S_T] phi1`` and
     ``to_counters = [dt phi1; dt^2 S_T phi2] R + [0; dt S_C]`` are one product each,
@@ -257,7 +255,6 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     a = g[..., STATE, STATE] * dt
     s_t, s_c = g[..., SRC, STATE], g[..., SRC, CTR]
     rates_to_counters = g[..., STATE, CTR]
-    dd = np.empty((*g.shape[:-2], N_G, N_K, N_K))
     try:
         p1, p2 = _phi_series(a)
         prop = np.concatenate([a, dt * s_t], axis=-2) @ p1
@@ -266,21 +263,38 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
         to_counters = np.concatenate([dt * p1, (dt * dt) * (s_t @ p2)],
                                      axis=-2) @ rates_to_counters
         to_counters[..., N_STATE:, :] += dt * s_c
-        dd[..., 0, :, :] = _expm_series(a[..., _N_T_IN_STATE, _N_T_IN_STATE])
-        dd[..., 1, :, :] = prop[..., _U_IN_STATE, _U_IN_STATE]
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
-        for stream, block in enumerate((_N_T_IN_STATE, _U_IN_STATE)):
-            dd[..., stream, :, :] = scipy.linalg.expm(a[..., block, block])
         prop = np.concatenate([full[..., STATE, STATE], full[..., SRC, STATE]], axis=-2)
         to_counters = np.concatenate([full[..., STATE, CTR], full[..., SRC, CTR]], axis=-2)
-    return {"prop": prop, "to_counters": to_counters, "dd": dd}
+    return {"prop": prop, "to_counters": to_counters}
+
+
+def deviation_step(g: Array, dt: float, prop: Array) -> Array:
+    """``dd = expm(A_TT dt)``, the placement deviation's monthly propagator, as
+    (..., streams, stages, stages) diagonal blocks (streams never exchange children),
+    for generators ``g`` (..., S, S) whose monthly ``prop`` (:func:`step_matrices`) is
+    given: the UASC block *is* the UASC care block of ``prop``, so only the other
+    stream needs a series of its own."""
+    block = g[..., _N_T_CARE, _N_T_CARE] * dt
+    dd = np.empty((*g.shape[:-2], N_G, N_K, N_K))
+    try:
+        dd[..., 0, :, :] = _expm_series(block)
+    except OverflowError:
+        dd[..., 0, :, :] = scipy.linalg.expm(block)
+    dd[..., 1, :, :] = prop[..., _U_IN_STATE, _U_IN_STATE]
+    return dd
 
 
 def _weights(mix: Array) -> Array:
     """Placement weights (..., streams, placements): the mix normalised per stream."""
     total = mix.sum(axis=-1, keepdims=True)
     return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)
+
+
+# A deviation this small against the largest care cell is the rounding of a split by the
+# mix itself (8.5e-14 against 1.7e3 for the national state, 5e-17), not a difference.
+_ROUNDING = 1e-13
 
 
 def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
@@ -290,6 +304,8 @@ def reduce_state(x: Array, mix: Array) -> tuple[Array, Array, Array]:
     total = care.sum(axis=2)
     w = _weights(mix)
     deviation = care - w[None, :, :, None] * total[:, :, None, :]
+    if np.abs(deviation).max() <= _ROUNDING * np.abs(care).max():
+        deviation[...] = 0.0  # placements split by the mix itself: only rounding is left
     state = np.concatenate([x[:, [_DL.cin_pool]], total.reshape(N_AGE, N_T),
                             x[:, _DL.home_start:_DL.counter_start]], axis=1)
     sources = x[:, [_DL.population, _DL.uasc_source]]
@@ -364,6 +380,32 @@ BANDWISE_FROM = 16
 CHUNK = 16
 
 
+def _move_deviation(d: Array, d_next: Array, x: Array, w_all: Array, i: int, d_from: int,
+                    mix_changes: Array, d_full: Array, d_cross: Array) -> tuple[Array, Array]:
+    """Step ``i`` (1 April) of the placement deviation ``d`` (b, streams, 216, P, K):
+    it absorbs the change of mix against the care totals of the state ``x``, then moves
+    a year at once into ``d_next``; returns the pair swapped (a ping-pong buffer)."""
+    n = d.shape[0]
+    if mix_changes[i]:  # (adding a zero change would leave d as it is)
+        change = w_all[:, i] - w_all[:, i + 1]  # (b, G, P)
+        t_now = x[..., T_IN_STATE].reshape(n, N_AGE, N_G, N_K).transpose(0, 2, 1, 3)
+        d += change[:, :, None, :, None] * t_now[:, :, :, None, :]
+    k = i - d_from  # the propagators start at the deviation's first step
+    d18 = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K)
+    d_next[:, :, 0] = 0.0  # the newborn cohorts
+    # a run of staying years is one (rows x K) block per run and stream: one
+    # product each, with no broadcast matrix axis (which numpy's matmul runs slowly)
+    rows, next_rows = (a.reshape(n, N_G, N_AGE * N_P, N_K) for a in (d18, d_next))
+    for b, lo, hi in _STAY_RUNS:
+        np.matmul(rows[:, :, lo * _ROWS_PER_YEAR:hi * _ROWS_PER_YEAR], d_full[:, k, :, b],
+                  out=next_rows[:, :, (lo + 1) * _ROWS_PER_YEAR:(hi + 1) * _ROWS_PER_YEAR])
+    by_month = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
+    next_by_month = d_next.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
+    for e, y in enumerate(_CROSSES):
+        np.matmul(by_month[:, :, y], d_cross[:, k, :, e], out=next_by_month[:, :, y + 1])
+    return d_next.reshape(d.shape), d18.reshape(d18.shape)
+
+
 def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: Array,
            on_year: ProgressCallback | None) -> tuple[Array, ...]:
     """Project ``b`` runs through every year; returns the year totals stacked
@@ -374,7 +416,13 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     g = fc.reduced_generators(fields)  # (b, years, bands, S, S)
     w_all = _weights(fields["placement_mix"])  # (b, years, G, P)
     m = step_matrices(g[:, 1:], 1.0 / MONTHS)
-    d_full, d_cross = _deviation_propagators(m["dd"])
+    mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
+    # the deviation is zero until the first change of mix if the initial placements
+    # follow the mix (every shipped scenario): it is only propagated from that step
+    d_from = 0 if d0.any() else int(np.argmax(mix_changes)) if mix_changes.any() else n_steps
+    if d_from < n_steps:
+        d_full, d_cross = _deviation_propagators(
+            deviation_step(g[:, 1 + d_from:], 1.0 / MONTHS, m["prop"][:, d_from:]))
     # a month of a row (state, sources) -> state: the affine source term rides in the
     # same product
     prop = m["prop"]  # (b, steps, bands, 18, 16)
@@ -398,9 +446,10 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     x_band[:, 0] = _band_sum(x0)
     turned[:, 0] = x0[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
     d = d0.copy()
-    d_band[:, 0] = np.add.reduceat(d, BAND_STARTS, axis=2)
+    d_band[:, :d_from + 1] = 0.0
+    if d_from == 0:
+        d_band[:, 0] = np.add.reduceat(d, BAND_STARTS, axis=2)
     d_next = np.empty((n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K))
-    mix_changes = np.any(w_all[:, 1:] != w_all[:, :-1], axis=(0, 2, 3))
     x = h[:, 0, :N_AGE, :N_STATE]
     # the views each month's product reads and writes, made once (the buffer is reused)
     if bandwise:
@@ -419,24 +468,10 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     for j in range(1, n_years):
         i = j - 1
         # 1 April: the deviation absorbs the change of mix, then a year of it at once
-        if mix_changes[i]:  # (adding a zero change would leave d as it is)
-            change = w_all[:, i] - w_all[:, j]  # (b, G, P)
-            t_now = x[..., T_IN_STATE].reshape(n, N_AGE, N_G, N_K).transpose(0, 2, 1, 3)
-            d += change[:, :, None, :, None] * t_now[:, :, :, None, :]
-        d18 = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS * N_P, N_K)
-        d_next[:, :, 0] = 0.0  # the newborn cohorts
-        # a run of staying years is one (rows x K) block per run and stream: one
-        # product each, with no broadcast matrix axis (which numpy's matmul runs slowly)
-        rows, next_rows = (a.reshape(n, N_G, N_AGE * N_P, N_K) for a in (d18, d_next))
-        for b, lo, hi in _STAY_RUNS:
-            np.matmul(rows[:, :, lo * _ROWS_PER_YEAR:hi * _ROWS_PER_YEAR], d_full[:, i, :, b],
-                      out=next_rows[:, :, (lo + 1) * _ROWS_PER_YEAR:(hi + 1) * _ROWS_PER_YEAR])
-        by_month = d.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
-        next_by_month = d_next.reshape(n, N_G, N_YEARS_OF_AGE, MONTHS, N_P, N_K)
-        for e, y in enumerate(_CROSSES):
-            np.matmul(by_month[:, :, y], d_cross[:, i, :, e], out=next_by_month[:, :, y + 1])
-        d, d_next = d_next.reshape(d.shape), d18.reshape(d18.shape)
-        d_band[:, j] = np.add.reduceat(d, BAND_STARTS, axis=2)
+        if i >= d_from:
+            d, d_next = _move_deviation(d, d_next, x, w_all, i, d_from, mix_changes,
+                                        d_full, d_cross)
+            d_band[:, j] = np.add.reduceat(d, BAND_STARTS, axis=2)
 
         # the sources of each age: last year's in month 0, this year's after; the
         # newborn row of every month

@@ -20,6 +20,7 @@ import pytest
 from sim.calibration.layer import draw
 from sim.engines import stockflow, stockflow_reference
 from sim.estimation.estimate import estimate_parameters
+from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import Scenario, load_scenario
 
@@ -94,6 +95,40 @@ def test_a_batch_mixes_parameter_sets(baseline_scenario: Scenario,
         reference = stockflow_reference.project(params, config)["records"]
         member = [{k: v[b] for k, v in record.items()} for record in batch["records"]]
         assert max_relative_difference(reference, member) <= TOLERANCE
+
+
+def _placements_off_the_mix(params: ModelParameters) -> ModelParameters:
+    """The parameters with a tenth of the first placement's children moved to the
+    second, so the initial placements no longer follow the mix."""
+    state = params.initial_state.copy()
+    layout = spec.LAYOUT
+    care = state[:, layout.care_start:layout.home_start].reshape(
+        state.shape[0], len(spec.STREAMS), -1, len(spec.CARE_STAGES))
+    moved = 0.1 * care[:, :, 0]
+    care[:, :, 0] -= moved
+    care[:, :, 1] += moved
+    return ModelParameters(**{**params.__dict__, "initial_state": state})
+
+
+def test_initial_placements_off_the_mix(baseline_scenario: Scenario,
+                                        baseline_params: ModelParameters) -> None:
+    """The deviation is skipped while it is zero (initial placements split by the mix,
+    no change of mix yet); a state whose placements differ from the mix carries it from
+    the start, alone and in a batch beside runs that skip it."""
+    config = baseline_scenario.config
+    off = _placements_off_the_mix(baseline_params)
+    reference = stockflow_reference.project(off, config)["records"]
+    alone = stockflow.project(off, config)["records"]
+    assert max_relative_difference(reference, alone) <= TOLERANCE
+    on_mix = stockflow.project(baseline_params, config)["records"]
+    # no hazard depends on placement: the same children in care, placed differently
+    assert np.isclose(alone[-1]["looked_after"], on_mix[-1]["looked_after"], rtol=TOLERANCE)
+    assert np.abs(alone[-1]["looked_after_by_placement"]
+                  - on_mix[-1]["looked_after_by_placement"]).max() > 10.0
+    batch = stockflow.project_batch([baseline_params, off], [config, config])["records"]
+    for b, expected in enumerate((on_mix, alone)):
+        member = [{k: v[b] for k, v in record.items()} for record in batch]
+        assert max_relative_difference(expected, member) <= TOLERANCE
 
 
 def test_a_large_batch_equals_each_run_alone(baseline_scenario: Scenario,
