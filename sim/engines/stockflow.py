@@ -161,6 +161,20 @@ _BIRTH_COUNTER = spec.COUNTERS.index(_BIRTH.counters[0].name)
 _DL = spec.LAYOUT
 
 
+def _raise_allocator_thresholds(size: int = 4 << 20) -> None:
+    """Free one ``size``-byte block so glibc's adaptive thresholds rise to it: arrays
+    up to ``size`` then come from the heap, and up to twice that stays mapped when
+    freed.  Why: with the defaults (128 kB) a national run's few larger arrays are mapped
+    fresh and the heap top handed back every run: ~310 page faults, a fifth of its time
+    (3.7 ms against 3.0, in a fresh process).  Freeing a block is glibc's own trigger
+    and keeps its adaptivity, unlike ``mallopt``, which turns it off (the page-fault
+    storm of a dask worker, docs/batch.md); the block is never touched."""
+    np.empty(size, dtype=np.uint8)
+
+
+_raise_allocator_thresholds()
+
+
 def _taylor_order(theta: float) -> int | None:
     """Fewest Taylor terms with truncation below 2^-60 at norm ``theta``; None if the
     norm is too large for an unscaled series."""
@@ -439,8 +453,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     prop = m["prop"]  # (b, steps, bands, 18, 16)
     bandwise = n >= BANDWISE_FROM
     # one row of matrices per year of age, gathered a year at a time into one buffer
-    # (gathered for every year at once it was 0.4 MB of fresh memory per run, and fresh
-    # pages cost: a national run took ~430 page faults, a fifth of its CPU time)
+    # (gathered for every year at once it was no faster, with 0.4 MB more memory a run)
     by_age = None if bandwise else np.empty((n, N_YEARS_OF_AGE, N_AUG, N_STATE))
     entering = fields["birth_entry_share"] * sources[:, :, 0, 0]  # (b, years)
     birth = entering * fields["placement_mix"][:, :, _BIRTH_STREAM].sum(-1)
