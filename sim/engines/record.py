@@ -69,15 +69,21 @@ def year_record(totals: YearTotals, rates: YearRates | None = None,
     started = started_by_band.sum(axis=-1)
     ceased_by_stream = np.asarray(totals.ceased_by_stream, dtype=float)
     ceased = ceased_by_stream.sum(axis=-2)
-    looked_after = stock.sum(axis=(-4, -3, -2, -1))
+    # small reductions in steps (each over a smaller array than the stock): the
+    # multi-axis sums over the whole stock took a third of a national run's record
+    by_age = stock.sum(axis=(-3, -2, -1))
+    over_bands = stock.sum(axis=-4)  # (..., streams, placements, stages)
+    by_stream_placement = over_bands.sum(axis=-1)
+    by_stream = by_stream_placement.sum(axis=-1)
+    looked_after = by_age.sum(axis=-1)
     pool = np.asarray(totals.cin_pool, dtype=float)
     record: dict[str, Array] = {
         "looked_after": looked_after,
-        "looked_after_by_age": stock.sum(axis=(-3, -2, -1)),
-        "looked_after_by_placement": stock.sum(axis=(-4, -3, -1)),
-        "looked_after_by_stage": stock.sum(axis=(-4, -3, -2)),
-        "looked_after_uasc": stock[..., _UASC, :, :].sum(axis=(-3, -2, -1)),
-        "looked_after_by_stream": stock.sum(axis=(-4, -2, -1)),
+        "looked_after_by_age": by_age,
+        "looked_after_by_placement": by_stream_placement.sum(axis=-2),
+        "looked_after_by_stage": over_bands.sum(axis=-2).sum(axis=-2),
+        "looked_after_uasc": by_stream[..., _UASC],
+        "looked_after_by_stream": by_stream,
         "started": started,
         "started_by_age": started_by_band,
         "started_every_episode": every_start.sum(axis=-1),
@@ -102,17 +108,18 @@ def year_record(totals: YearTotals, rates: YearRates | None = None,
 
 def _stack_streams(total: Array, uasc: Array) -> Array:
     """(..., streams) from a total and its UASC part."""
-    parts: list[Array] = [np.empty(0)] * len(spec.STREAMS)
-    parts[_UASC] = np.asarray(uasc, dtype=float)
-    parts[_NON_UASC] = np.asarray(total, dtype=float) - parts[_UASC]
-    return np.stack(parts, axis=-1)
+    uasc = np.asarray(uasc, dtype=float)
+    out = np.empty((*uasc.shape, len(spec.STREAMS)))
+    out[..., _UASC] = uasc
+    out[..., _NON_UASC] = np.asarray(total, dtype=float) - uasc
+    return out
 
 
 def ceased_by_stream_from(ceased: Array, ceased_uasc: Array) -> Array:
     """(..., streams, reasons) from ceased by reason (both streams) and the UASC part."""
     ceased = np.asarray(ceased, dtype=float)
     uasc = np.asarray(ceased_uasc, dtype=float)
-    parts: list[Array] = [np.empty(0)] * len(spec.STREAMS)
-    parts[_UASC] = uasc
-    parts[_NON_UASC] = ceased - uasc
-    return np.stack(parts, axis=-2)
+    out = np.empty((*uasc.shape[:-1], len(spec.STREAMS), uasc.shape[-1]))
+    out[..., _UASC, :] = uasc
+    out[..., _NON_UASC, :] = ceased - uasc
+    return out

@@ -74,6 +74,13 @@ class YearTally:
 
 _BIRTH_COUNTER = spec.COUNTERS.index("started_at_birth")
 _TURNED_18 = spec.CEASED_REASONS.index(spec.AGEING_REASON)
+_COUNTER = {name: i for i, name in enumerate(spec.COUNTERS)}
+# the counter of each ceased reason (the ageing route's is a placeholder: it comes from
+# the turned-18 tally), and of each UASC hazard route
+_CEASED_COUNTER = np.array([0 if r == spec.AGEING_REASON else _COUNTER[f"ceased_{r}"]
+                            for r in spec.CEASED_REASONS])
+_UASC_ROUTES = np.array([spec.CEASED_REASONS.index(r) for r in spec.UASC_EXIT_ROUTES])
+_UASC_COUNTERS = np.array([_COUNTER[name] for name in spec.UASC_CEASED_COUNTERS])
 
 
 def _exogenous(x: Array, rates: YearRates) -> None:
@@ -283,13 +290,12 @@ def record_from_totals(stock: Array, counters: Array, turned_18_by_stream: Array
     Ceased by reason comes from the declared exit routes: each hazard route from its
     ``ceased_<route>`` counter, the ageing route from the turned-18 tally."""
     c = {name: counters[..., i] for i, name in enumerate(spec.COUNTERS)}
+    in_year = counters.sum(axis=-2)  # (..., counters): every band at once
     turned_18 = np.asarray(turned_18_by_stream)
-    ceased = np.stack([turned_18.sum(axis=-1) if r == spec.AGEING_REASON
-                       else c[f"ceased_{r}"].sum(axis=-1) for r in spec.CEASED_REASONS],
-                      axis=-1)
+    ceased = in_year[..., _CEASED_COUNTER]  # the ageing route's column is filled next
+    ceased[..., _TURNED_18] = turned_18.sum(axis=-1)
     ceased_uasc = np.zeros_like(ceased)
-    for route, name in zip(spec.UASC_EXIT_ROUTES, spec.UASC_CEASED_COUNTERS, strict=True):
-        ceased_uasc[..., spec.CEASED_REASONS.index(route)] = c[name].sum(axis=-1)
+    ceased_uasc[..., _UASC_ROUTES] = in_year[..., _UASC_COUNTERS]
     ceased_uasc[..., _TURNED_18] = turned_18[..., _UASC]
     every_start = (c["started_from_cin"] + c["started_uasc"] + c["reentered"]
                    + c["started_at_birth"])
@@ -298,10 +304,10 @@ def record_from_totals(stock: Array, counters: Array, turned_18_by_stream: Array
         every_start_by_band=every_start,
         uasc_start_by_band=c["started_uasc"],
         ceased_by_stream=ceased_by_stream_from(ceased, ceased_uasc),
-        reentered=c["reentered"].sum(axis=-1),
+        reentered=in_year[..., _COUNTER["reentered"]],
         home_after_care=home,
         cin_pool=pool,
-        cin_referrals=c["cin_referrals"].sum(axis=-1),
+        cin_referrals=in_year[..., _COUNTER["cin_referrals"]],
         family_help_served=family_help_served,
         programme_cost_gbp=programme_cost_gbp)
     return year_record(totals, repeat_start_share=repeat_start_share)
