@@ -108,6 +108,7 @@ ones (tests/verification/test_fast_paths.py).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -146,6 +147,8 @@ N_YEARS_OF_AGE = N_AGE // MONTHS
 N_G, N_P, N_K = fc.N_STREAMS, fc.N_PLACEMENTS, fc.N_STAGES
 N_T = N_G * N_K
 SRC = np.array([R.population, R.uasc_source])
+SOURCES = slice(R.population, R.uasc_source + 1)  # the same rows, as a view
+assert list(range(R.size)[SOURCES]) == list(SRC)
 STATE = slice(R.cin_pool, R.counter_start)  # pool, T (stream x stage), home
 CTR = slice(R.counter_start, R.size)
 T_IN_STATE = slice(R.care_start - R.cin_pool, R.home_start - R.cin_pool)
@@ -196,7 +199,7 @@ def _polynomial(x: Array, coefficients: Sequence[float]) -> Array:
     s = max(2, math.isqrt(degree + 1))
     blocks = -(-(degree + 1) // s)
     powers = np.empty((s, *x.shape))
-    powers[0] = np.eye(x.shape[-1])
+    powers[0] = _eye(x.shape[-1])
     powers[1] = x
     for j in range(2, s):
         np.matmul(powers[j - 1], x, out=powers[j])
@@ -209,6 +212,14 @@ def _polynomial(x: Array, coefficients: Sequence[float]) -> Array:
         result = result @ x_s
         result += combined[i]
     return result
+
+
+@functools.cache
+def _eye(n: int) -> Array:
+    """A read-only identity (made once: ``np.eye`` on every call cost 10 us)."""
+    eye = np.eye(n)
+    eye.flags.writeable = False
+    return eye
 
 
 def _norm(x: Array) -> float:
@@ -227,7 +238,7 @@ def _phi_series(x: Array) -> tuple[Array, Array]:
         raise OverflowError
     p2 = _polynomial(x, [1.0 / math.factorial(n + 2) for n in range(order + 1)])
     p1 = x @ p2
-    p1 += np.eye(x.shape[-1])
+    p1 += _eye(x.shape[-1])
     return p1, p2
 
 
@@ -271,17 +282,21 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
     Why stacked this way: ``prop = [I; 0] + [X; dt S_T] phi1`` and
     ``to_counters = [dt phi1; dt^2 S_T phi2] R + [0; dt S_C]`` are one product each,
     where expm, the source rows and the counters cost five."""
-    a = g[..., STATE, STATE] * dt
-    s_t, s_c = g[..., SRC, STATE], g[..., SRC, CTR]
-    rates_to_counters = g[..., STATE, CTR]
+    lead = g.shape[:-2]
+    rows = np.empty((*lead, N_AUG, N_STATE))  # [X; dt S_T], written in place
+    np.multiply(g[..., STATE, STATE], dt, out=rows[..., :N_STATE, :])
+    np.multiply(g[..., SOURCES, STATE], dt, out=rows[..., N_STATE:, :])
+    a = rows[..., :N_STATE, :]
     try:
         p1, p2 = _phi_series(a)
-        prop = np.concatenate([a, dt * s_t], axis=-2) @ p1
-        diagonal = np.arange(N_STATE)
-        prop[..., diagonal, diagonal] += 1.0
-        to_counters = np.concatenate([dt * p1, (dt * dt) * (s_t @ p2)],
-                                     axis=-2) @ rates_to_counters
-        to_counters[..., N_STATE:, :] += dt * s_c
+        prop = rows @ p1
+        prop[..., :N_STATE, :] += _eye(N_STATE)
+        flows = np.empty((*lead, N_AUG, N_STATE))  # [dt phi1; dt^2 S_T phi2]
+        np.multiply(p1, dt, out=flows[..., :N_STATE, :])
+        np.matmul(rows[..., N_STATE:, :], p2, out=flows[..., N_STATE:, :])
+        flows[..., N_STATE:, :] *= dt
+        to_counters = flows @ g[..., STATE, CTR]
+        to_counters[..., N_STATE:, :] += dt * g[..., SOURCES, CTR]
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
         prop = np.concatenate([full[..., STATE, STATE], full[..., SRC, STATE]], axis=-2)
