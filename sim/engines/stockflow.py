@@ -480,7 +480,6 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     h[:, 0, :N_AGE, :N_STATE] = x0
     x_band = np.empty((n, n_years, n_bands, N_STATE))  # state on 31 March
     d_band = np.empty((n, n_years, N_G, n_bands, N_P, N_K))  # deviation on 31 March
-    sum_band = np.empty((n, n_steps, n_bands, N_AUG))  # sum of the monthly rows
     turned = np.empty((n, n_years, N_G))
     x_band[:, 0] = _band_sum(x0)
     turned[:, 0] = x0[:, -1, T_IN_STATE].reshape(n, N_G, N_K).sum(-1) * MONTHS
@@ -492,7 +491,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     x = h[:, 0, :N_AGE, :N_STATE]
     # the sum of the year's monthly rows (a product with ones: twice as fast as a sum)
     months = h[:, :MONTHS].reshape(n, MONTHS, (N_AGE + 1) * N_AUG)
-    month_sum = np.empty((n, (N_AGE + 1) * N_AUG))
+    month_sums = np.empty((n, n_steps, (N_AGE + 1) * N_AUG))  # reduced by band at the end
     reaching = np.empty((n, n_steps, MONTHS, N_T))  # care on turning 18, by month
     # the views each month's product reads and writes, made once (the buffer is reused)
     if bandwise:
@@ -532,8 +531,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
         else:
             for src, dst in steps:
                 np.matmul(src, p, out=dst)
-        np.matmul(_ONES_MONTHS, months, out=month_sum)
-        sum_band[:, i] = _band_sum(month_sum.reshape(n, N_AGE + 1, N_AUG)[:, :N_AGE])
+        np.matmul(_ONES_MONTHS, months, out=month_sums[:, i])
         reaching[:, i] = h[:, 1:, N_AGE, T_IN_STATE]  # summed after the loop
         x[...] = h[:, MONTHS, :N_AGE, :N_STATE]
         x_band[:, j] = _band_sum(x)
@@ -542,6 +540,8 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
             on_year(j, n_years - 1)
 
     turned[:, 1:] = reaching.reshape(n, n_steps, MONTHS, N_G, N_K).sum(axis=(2, 4))
+    sum_band = np.add.reduceat(month_sums.reshape(n, n_steps, N_AGE + 1, N_AUG)[:, :, :N_AGE],
+                               BAND_STARTS, axis=2)  # (b, steps, bands, 18)
     counters = np.empty((n, n_years, n_bands, len(spec.COUNTERS)))
     full = np.concatenate([s0, x0], axis=-1)
     counters[:, 0] = (_band_sum(full)[:, :, None, :]
