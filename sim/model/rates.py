@@ -198,9 +198,7 @@ def year_rates(params: ModelParameters, config: dict[str, Any], year: int) -> Ye
         if route.uasc_rate is not None:
             exit_rate[1, :, :, r] = getattr(params, route.uasc_rate)
 
-    stage_progress = np.array([0.0 if np.isinf(m) else 1.0 / m
-                               for m in spec.CARE_STAGE_MEAN_YEARS])
-    home_rate = 1.0 / np.array(spec.HOME_STAGE_MEAN_YEARS)
+    stage_progress, home_rate = _STAGE_PROGRESS, _HOME_STAGE_RATE
     reentry = (params.reentry_rate_per_year * multipliers["reentry_multiplier"]
                * effects.reentry_multiplier)
 
@@ -239,6 +237,11 @@ def year_rates_stack(params: ModelParameters, config: dict[str, Any],
     """What :func:`year_rates` gives for each of ``years``, stacked on a leading years
     axis: :func:`year_rates_batch` for one run."""
     return {k: v[0] for k, v in year_rates_batch([params], [config], years).items()}
+
+
+# stage progression and home-stage rates (per year): fixed by the declarations
+_STAGE_PROGRESS = np.array([0.0 if np.isinf(m) else 1.0 / m for m in spec.CARE_STAGE_MEAN_YEARS])
+_HOME_STAGE_RATE = 1.0 / np.array(spec.HOME_STAGE_MEAN_YEARS)
 
 
 def _stacked(params_seq: Sequence[ModelParameters], name: str) -> Array:
@@ -344,9 +347,7 @@ def year_rates_batch(params_seq: Sequence[ModelParameters],
             exit_rate[:, :, 1, :, :, r] = per_run([getattr(p, route.uasc_rate)
                                                    for p in params_seq])[..., None, None]
 
-    stage_progress = np.array([0.0 if np.isinf(m) else 1.0 / m
-                               for m in spec.CARE_STAGE_MEAN_YEARS])
-    home_rate = 1.0 / np.array(spec.HOME_STAGE_MEAN_YEARS)
+    stage_progress, home_rate = _STAGE_PROGRESS, _HOME_STAGE_RATE
     reentry = ((_stacked(params_seq, "reentry_rate_per_year")[:, None]
                 * multiplier("reentry_multiplier")[..., None])
                * np.array([[e.reentry_multiplier for e in es] for es in effects])[..., None])
@@ -374,8 +375,10 @@ def year_rates_batch(params_seq: Sequence[ModelParameters],
     population = np.take_along_axis(ladder, pick.reshape(n_runs, -1), axis=1)
     population = population.reshape(n_runs, n_years, n_ages)
     months = spec.MONTHS_PER_YEAR
-    sources = np.stack([np.repeat(population / months, months, axis=-1),
-                        np.repeat(uasc / months, months, axis=-1)], axis=-1)
+    sources = np.empty((n_runs, n_years, n_ages, months, 2))  # by month of age
+    sources[..., 0] = (population / months)[..., None]
+    sources[..., 1] = (uasc / months)[..., None]
+    sources = sources.reshape(n_runs, n_years, n_ages * months, 2)
     return {
         "referral_rate": (per_run([p.referral_rate_per_child_year for p in params_seq])
                           * multiplier("referral_multiplier")),
