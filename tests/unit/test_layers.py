@@ -146,3 +146,17 @@ def test_the_checks_can_fail() -> None:
     assert layer_of("sim.calibration.cli") == len(LAYERS) - 1
     graph = import_graph()
     assert "sim.model.spec" in graph["sim.engines.stockflow"]
+
+
+MAX_LINES = 600  # issue 10: no file in sim/ over 600 lines
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    """A module past the limit is doing two jobs: split it (the stock-flow engine's
+    series, reduced state and placement deviation are modules of their own)."""
+    lengths = {path.relative_to(SIM.parent).as_posix():
+               len(path.read_text(encoding="utf-8").splitlines())
+               for path in SIM.rglob("*.py")}
+    assert len(lengths) > 50  # the walk found the package
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
