@@ -37,6 +37,7 @@ Agreement with the reference is tested to 1e-12 for every shipped scenario
 (tests/verification/test_batched_stockflow.py) and the fast paths against the plain
 ones (tests/verification/test_fast_paths.py).
 """
+
 from __future__ import annotations
 
 import time
