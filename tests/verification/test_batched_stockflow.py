@@ -19,7 +19,7 @@ import pytest
 
 from sim.calibration.layer import draw
 from sim.engines import stockflow, stockflow_reference
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model import spec
 from sim.model.parameters import ModelParameters
 from sim.scenarios.loader import Scenario, load_scenario
@@ -47,7 +47,7 @@ def max_relative_difference(a: list[dict[str, Any]], b: list[dict[str, Any]]) ->
 def test_batched_engine_equals_reference(path: Path) -> None:
     config = copy.deepcopy(load_scenario(path).config)  # resolved configs are immutable
     config["run"]["engine"] = "stockflow"
-    params = estimate_parameters(config)
+    params = cached_parameters(config)
     reference = stockflow_reference.project(params, config)
     batched = stockflow.project(params, config)
     assert batched["years"] == reference["years"]

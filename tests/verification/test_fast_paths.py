@@ -17,7 +17,7 @@ import pytest
 
 from sim.calibration import sample_parameter_sets
 from sim.engines import flow_compiler as fc
-from sim.estimation.estimate import estimate_parameters
+from sim.estimation.cache import cached_parameters
 from sim.model.parameters import ModelParameters
 from sim.model.rates import year_rates, year_rates_batch, year_rates_stack
 from sim.scenarios.loader import Scenario, load_scenario
@@ -47,7 +47,7 @@ def _assert_stack_equals_year_rates(params: ModelParameters, config: dict,
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_year_rates_stack_equals_year_rates(path: Path) -> None:
     config = load_scenario(path).config
-    _assert_stack_equals_year_rates(estimate_parameters(config), config)
+    _assert_stack_equals_year_rates(cached_parameters(config), config)
 
 
 def test_year_rates_stack_equals_year_rates_for_draws(baseline_scenario: Scenario,
