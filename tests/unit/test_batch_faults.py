@@ -181,10 +181,15 @@ def test_cicsim_run_on_a_scheduler_equals_the_local_run(tmp_path: Path) -> None:
 
     scenario = str(REPO / "scenarios" / "baseline.toml")
     common = ["--engine", "des", "--replicates", "2", "--quiet", "--name", "baseline", *SMALL]
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster:
-        assert main(["run", scenario, "--out", str(tmp_path / "remote.nc"),
-                     "--scheduler", cluster.scheduler_address, *common]) == 0
+    before = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0",
+                          silence_logs=logging.ERROR) as cluster:
+            assert main(["run", scenario, "--out", str(tmp_path / "remote.nc"),
+                         "--scheduler", cluster.scheduler_address, *common]) == 0
+    finally:  # dask's nanny writes MALLOC_TRIM_THRESHOLD_ into this process's environment
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
     assert main(["run", scenario, "--out", str(tmp_path / "local.nc"), *common]) == 0
     assert (tmp_path / "remote.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
