@@ -99,6 +99,9 @@ _BIRTH_COLUMN = R.care(_BIRTH_STREAM, 0, 0) - R.cin_pool
 _BIRTH_COUNTER = spec.COUNTERS.index(_BIRTH.counters[0].name)
 
 
+_allocator_raised = False
+
+
 def _raise_allocator_thresholds(size: int = 4 << 20) -> None:
     """Free one ``size``-byte block so glibc's adaptive thresholds rise to it: arrays
     up to ``size`` then come from the heap, and up to twice that stays mapped when
@@ -106,11 +109,13 @@ def _raise_allocator_thresholds(size: int = 4 << 20) -> None:
     fresh and the heap top handed back every run: ~310 page faults, a fifth of its time
     (3.7 ms against 3.0, in a fresh process).  Freeing a block is glibc's own trigger
     and keeps its adaptivity, unlike ``mallopt``, which turns it off (the page-fault
-    storm of a dask worker, docs/batch.md); the block is never touched."""
-    np.empty(size, dtype=np.uint8)
-
-
-_raise_allocator_thresholds()
+    storm of a dask worker, docs/batch.md); the block is never touched.  Done at the
+    first projection, not at import: a process that only imports the engine (a DES
+    worker) keeps glibc's defaults."""
+    global _allocator_raised
+    if not _allocator_raised:
+        np.empty(size, dtype=np.uint8)
+        _allocator_raised = True
 
 
 def step_matrices(g: Array, dt: float) -> dict[str, Array]:
@@ -320,6 +325,7 @@ def _project_record(params_seq: Sequence[ModelParameters],
     at most one per chunk.  Measured on the 2-core development machine, 1,000 draws:
     2.6-2.8 s on one thread, 1.8-1.9 s on two (CPU time 2.5-2.8 s -> 3.2-3.4 s: the
     threads contend for the GIL in the small numpy calls)."""
+    _raise_allocator_thresholds()
     years, levers = _inputs(params_seq, configs)
     n = len(params_seq)
     reduced: dict[tuple[int, bytes], tuple[Array, Array, Array]] = {}

@@ -128,7 +128,7 @@ def test_run_writes_netcdf_and_csv_with_provenance(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's thresholds")
 def test_repeated_projections_reuse_memory() -> None:
-    """Importing the engine raises glibc's adaptive thresholds (stockflow.py,
+    """The first projection raises glibc's adaptive thresholds (stockflow.py,
     ``_raise_allocator_thresholds``), so repeated projections in a fresh process reuse
     heap memory instead of mapping fresh pages: with glibc's defaults a national run
     took ~310 minor page faults (a fifth of its time); 457 with the call removed."""
