@@ -31,7 +31,6 @@ N_STATE = R.counter_start - R.cin_pool
 N_AUG = N_STATE + len(SRC)  # a row of the monthly step: the state, then its sources
 BAND_OF_ROW = np.array([spec.band_of_age_month(a) for a in range(N_AGE)])
 BAND_OF_YEAR = BAND_OF_ROW[::MONTHS]
-BAND_STARTS = np.array([s for _, s, _ in spec.AGE_BANDS])
 assert all(s % MONTHS == 0 for _, s, _ in spec.AGE_BANDS), "band edges must be whole years"
 
 # The state block is block-diagonal: non-UASC (pool, care stages, home) and UASC care

@@ -53,7 +53,6 @@ from sim.engines import placement_deviation as deviation
 from sim.engines.parallel import default_workers
 from sim.engines.reduced_state import (  # noqa: F401  (reduce_state: the state API)
     BAND_OF_YEAR,
-    BAND_STARTS,
     CTR,
     MONTHS,
     N_AGE,
@@ -65,7 +64,6 @@ from sim.engines.reduced_state import (  # noqa: F401  (reduce_state: the state 
     N_T,
     N_YEARS_OF_AGE,
     SOURCES,
-    SRC,
     STATE,
     T_IN_STATE,
     R,
@@ -75,6 +73,7 @@ from sim.engines.reduced_state import (  # noqa: F401  (reduce_state: the state 
 from sim.engines.series import identity, phi_series
 from sim.engines.stockflow_reference import (  # noqa: F401  (the state-level API)
     BAND_ROWS,
+    BAND_STARTS,
     ProgressCallback,
     YearTally,
     advance_year,
@@ -145,8 +144,9 @@ def step_matrices(g: Array, dt: float) -> dict[str, Array]:
         to_counters[..., N_STATE:, :] += dt * g[..., SOURCES, CTR]
     except OverflowError:  # large rates: scaling and squaring on the full generator
         full = np.asarray(scipy.linalg.expm(g * dt))
-        prop = np.concatenate([full[..., STATE, STATE], full[..., SRC, STATE]], axis=-2)
-        to_counters = np.concatenate([full[..., STATE, CTR], full[..., SRC, CTR]], axis=-2)
+        prop = np.concatenate([full[..., STATE, STATE], full[..., SOURCES, STATE]], axis=-2)
+        to_counters = np.concatenate([full[..., STATE, CTR], full[..., SOURCES, CTR]],
+                                     axis=-2)
     return {"prop": prop, "to_counters": to_counters}
 
 
@@ -238,7 +238,7 @@ def _chunk(fields: dict[str, Array], sources: Array, s0: Array, x0: Array, d0: A
     # each year's sum of its monthly rows (a product with ones: twice as fast as a sum)
     months = h[:, :MONTHS].reshape(n, MONTHS, (N_AGE + 1) * N_AUG)
     month_sum = np.empty((n, (N_AGE + 1) * N_AUG))
-    sum_band = np.empty((n, n_steps, len(BAND_STARTS), N_AUG))  # by band, every year
+    sum_band = np.empty((n, n_steps, n_bands, N_AUG))  # by band, every year
     reaching = np.empty((n, n_steps, MONTHS, N_T))  # care on turning 18, by month
     # the views each month's product reads and writes, made once (the buffer is reused)
     if bandwise:
