@@ -366,12 +366,12 @@ def area_setup(scenario: Scenario, selector: str,
             raise InputError(f"{where}: key 'levers.{name}.sustain' = 'reinvest_savings' "
                              "is not supported with --area (savings are reinvested "
                              "nationally); use sustain = 'fixed' or a national run")
-    if parameters is None:
-        resolve(selector, "--area")  # an unknown area before the levers' areas
+    # an unknown area before the levers' areas
+    areas = list(parameters[0]) if parameters else resolve(selector, "--area")
     targets = lever_area_codes(config, where)  # before any simulation
     national = national if national is not None else cached_parameters(config)
-    areas, params = (list(parameters[0]), list(parameters[1])) if parameters else \
-        selector_parameters(config, selector)
+    params = (list(parameters[1]) if parameters
+              else list(_areas_api().area_parameters(config, areas)))
     codes = [area_fields(a)[0] for a in areas]
     extra = {area_fields(a)[0]: a for by_year in targets.values() for listed in
              by_year.values() for a in listed if area_fields(a)[0] not in codes}

@@ -185,8 +185,6 @@ def _draw_datasets(params: Any, config: dict[str, Any], draws: Sequence[dict[str
     run_configs = [with_reinvestment(p, c) for p, c in zip(params_seq, configs, strict=True)]
     # one thread: the cluster already runs one worker per core
     result = stockflow.project_batch(params_seq, run_configs, threads=1)
-    datasets = [build_dataset(result["years"], [{k: v[j] for k, v in rec.items()}
-                                                for rec in result["records"]],
-                              engine="stockflow") for j in range(len(configs))]
-    ds = xr.concat(datasets, dim="draw", combine_attrs="drop_conflicts")
+    ds = build_dataset(result["years"], result["records"], engine="stockflow",
+                       batch_dim="draw")
     return ds.assign_coords(draw=np.arange(start, start + len(configs)))

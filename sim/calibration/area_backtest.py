@@ -5,8 +5,9 @@ origin (``load_observed(origin)``), every authority's parameters from its own da
 to the origin (``load_area_observed(origin)``, inside
 :func:`sim.estimation.areas.area_parameters`), all authorities are projected in one
 batch, and the projected 31 March stock is scored against what each authority
-published later.  Three rate methods (:data:`sim.estimation.area_rates.METHODS`):
-``shrinkage`` (empirical Bayes toward England), ``raw`` (each authority's own rates,
+published later.  Four rate methods (:data:`sim.estimation.area_rates.METHODS`):
+``shrinkage`` (empirical Bayes toward England), ``regional`` (toward the authority's
+region, the default), ``raw`` (each authority's own rates,
 no pooling) and ``national`` (England's rates for everyone, each authority's own
 levels); and three trend treatments: ``national`` (the recent slopes of England's
 published rates to the origin, carried as the default forecast treatment carries

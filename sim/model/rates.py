@@ -108,18 +108,29 @@ def trend_log_factor(trend_per_year: float, params: ModelParameters, year: int,
     total = effective_years(_years_since_base(params, year), trends, hazard)
     log_factor = trend_per_year * total
     if change_per_year and change_year is not None:
-        before = effective_years(max(0, min(change_year, params.trend_until_year)
-                                     - params.base_year), trends, hazard)
+        before = _years_before_change(params, change_year, trends, hazard)
         log_factor += change_per_year * max(0.0, total - before)
     return log_factor
+
+
+def _years_before_change(params: ModelParameters, change_year: int,
+                         trends: dict[str, Any], hazard: str) -> float:
+    """Effective years of the slope accumulated when it changes (``change_year``)."""
+    return effective_years(max(0, min(change_year, params.trend_until_year)
+                               - params.base_year), trends, hazard)
+
+
+def _trend_bounds(trends: dict[str, Any]) -> tuple[float, float]:
+    """The log floor and ceiling of a trend factor (``[trends] floor``, ``ceiling``)."""
+    return (np.log(max(float(trends.get("floor", 0.0)), 1e-300)),
+            np.log(float(trends.get("ceiling", np.inf))))
 
 
 def bounded(log_factor: Array | float, trends: dict[str, Any]) -> Array:
     """exp(log_factor) kept within [floor, ceiling] of the base year's hazard: no
     trend may take a hazard further than the scenario allows (``[trends] floor`` and
     ``ceiling``, ratios to the base-year value)."""
-    low = np.log(max(float(trends.get("floor", 0.0)), 1e-300))
-    high = np.log(float(trends.get("ceiling", np.inf)))
+    low, high = _trend_bounds(trends)
     return np.exp(np.clip(log_factor, low, high))
 
 
@@ -296,8 +307,7 @@ def year_rates_batch(params_seq: Sequence[ModelParameters],
     def log_factor(slope: Array, hazard: str, change: list[float]) -> Array:
         total = totals[hazard]
         out = slope * total
-        befores = [(effective_years(max(0, min(t["trend_change_year"], p.trend_until_year)
-                                           - p.base_year), t, hazard)
+        befores = [(_years_before_change(p, t["trend_change_year"], t, hazard)
                     if ch and t["trend_change_year"] is not None else None)
                    for p, t, ch in zip(params_seq, trends, change, strict=True)]
         if any(b is not None for b in befores):
@@ -310,8 +320,7 @@ def year_rates_batch(params_seq: Sequence[ModelParameters],
 
     def bounded_by_run(log: Array) -> Array:  # bounded() with each run's floor, ceiling
         shape = (n_runs,) + (1,) * (log.ndim - 1)
-        low = np.array([np.log(max(float(t.get("floor", 0.0)), 1e-300)) for t in trends])
-        high = np.array([np.log(float(t.get("ceiling", np.inf))) for t in trends])
+        low, high = (np.array(b) for b in zip(*map(_trend_bounds, trends), strict=True))
         return np.exp(np.clip(log, low.reshape(shape), high.reshape(shape)))
 
     band_slopes = np.array([[t[k] for k in spec.ENTRY_BAND_TREND_KEYS] for t in trends])

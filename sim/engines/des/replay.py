@@ -97,7 +97,8 @@ def _leaving(times: Array, months: IntArray, birthday: Array, n_months: int,
 
 
 class FamilyHelpReplay:
-    """Family-help clients served month by month; what the year records read of them."""
+    """Family-help clients served a block of months at a time; what the year records
+    read of them."""
 
     def __init__(self, run: ReplicateState) -> None:
         self.run = run
@@ -114,7 +115,7 @@ class FamilyHelpReplay:
         self.queue = np.zeros(n_years + 1, dtype=np.int64)  # waiting on 31 March
         # ends of waits by year (time, 1 if help started, arrival number, months waited)
         self.records: dict[int, list[tuple[Array, Array, IntArray, Array]]] = {}
-        # children entering care from family help: (times, children) per month served
+        # children entering care from family help: (times, children) per block served
         self.entries: list[tuple[Array, IntArray]] = []
         self.clients = 0
         self.events = 0  # what the heap would process: referral, leaving, end of help
