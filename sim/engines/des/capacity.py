@@ -248,7 +248,7 @@ class FamilyHelp:
         self.clock_left: list[float] = []
         self.clock_since: list[float] = []
         self.version: list[int] = []
-        self.draws: list[list[float]] = []
+        self.choice_draw: list[float] = []  # the uniform that picks the pool exit
         self.help_log: list[float] = []  # mean length of help x log of its uniform
         self.request: list[Any] = []
         self.wait_from: list[float] = []
@@ -263,8 +263,8 @@ class FamilyHelp:
         # numpy's log, as the capacity replay takes it for a million clients at once
         clocks = (-np.log(draws[:, 0])).tolist()
         help_logs = (self.mean_help_months * np.log(draws[:, 2])).tolist()
-        for child, when, client_draws, clock, help_log in zip(
-                children.tolist(), times.tolist(), draws.tolist(), clocks, help_logs,
+        for child, when, choice_draw, clock, help_log in zip(
+                children.tolist(), times.tolist(), draws[:, 1].tolist(), clocks, help_logs,
                 strict=True):
             client = len(self.child)
             self.child.append(child)
@@ -275,7 +275,7 @@ class FamilyHelp:
             self.clock_left.append(clock)
             self.clock_since.append(when)
             self.version.append(0)
-            self.draws.append(client_draws)
+            self.choice_draw.append(choice_draw)
             self.help_log.append(help_log)
             self.request.append(None)
             self.wait_from.append(when)
@@ -374,7 +374,7 @@ class FamilyHelp:
         if month < 0:
             return  # 18th birthday: leaves the pool
         choice = self.chain.choose(self.group[client], month, self.birth[client],
-                                   self.draws[client][1])
+                                   self.choice_draw[client])
         if choice == FAMILY_HELP_ENTRY:
             child = self.child[client]
             run._start_episodes(np.array([child]), np.array([now]), SOURCE_CIN,

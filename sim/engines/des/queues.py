@@ -263,9 +263,7 @@ def _put_back(heap: list[float], chain: HelpChain, deferred: list[int],
     s = np.array(deferred_start)
     leave, _, _ = _helped_stay(chain, s, arrival[index], clock[index], used_from[index],
                                rows[index])
-    ends = s - help_log[index]
-    has_end = ends < float(chain.n_months)
-    ends = s + (ends - s)
+    ends, has_end = _help_end(s, help_log[index], chain.n_months)
     release = np.where(has_end & (ends < leave), ends, leave)
     # the bound the deferral relies on (a helped client leaves no earlier than its
     # deadline, help ends no earlier than it less SURE_MARGIN): every release taken
@@ -313,6 +311,15 @@ def _helped_stay(chain: HelpChain, s: Array, a: Array, c: Array, used_from: Arra
     return leave, left, np.where(within, position - 1, -1)
 
 
+def _help_end(s: Array, help_log: Array, n_months: int) -> tuple[Array, Array]:
+    """When help started at ``s`` ends (``s - help_log``, as the heap holds it) and
+    whether that is within the horizon: the loop of :func:`serve_family_help`, for
+    many clients at once."""
+    ends = s - help_log
+    has_end = ends < float(n_months)
+    return s + (ends - s), has_end
+
+
 def _served_outcome(chain: HelpChain, start: Array, arrival: Array, clock: Array,
                     used_from: Array, help_log: Array, rows: IntArray) -> ServedMonth:
     """Each served client's stay from its start of help (:func:`_helped_stay`)."""
@@ -328,9 +335,7 @@ def _served_outcome(chain: HelpChain, start: Array, arrival: Array, clock: Array
     s = start[served]
     leave, left, month = _helped_stay(chain, s, arrival[served], clock[served],
                                       used_from[served], rows[served])
-    ends = s - help_log[served]
-    has_end = ends < float(n_months)
-    ends = s + (ends - s)
+    ends, has_end = _help_end(s, help_log[served], n_months)
     first = has_end & (ends < leave)
     clock_left[served] = left
     helped_leave[served] = leave
