@@ -4,7 +4,6 @@ on dask, gather the task files into one dataset (:mod:`sim.batch`)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from sim.batch.tasks import (
 )
 from sim.errors import InputError
 from sim.progress import bar
+from sim.results.paths import check_output_path
 from sim.scenarios.loader import Scenario
 
 
@@ -55,24 +55,6 @@ def _done(path: Path, expected: str) -> bool:
             return ds.attrs.get("task_hash") == expected
     except (OSError, ValueError):  # unreadable: redo it
         return False
-
-
-def _existing_parent(path: Path) -> Path:
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    return parent
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an output that cannot be written, before any work (nothing created)."""
-    if out.suffix != ".nc":
-        raise InputError(f"--out: '{out}' must end in .nc")
-    if out.is_dir():
-        raise InputError(f"--out: '{out}' is a directory")
-    parent = _existing_parent(out)
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise InputError(f"--out: folder '{parent}' is not writable")
 
 
 def _make_task_folder(out: Path) -> Path:
@@ -212,10 +194,10 @@ def run_batch(scenarios: Sequence[Scenario], engine: str, count: int, out: str |
     selector = None if is_national(area) else str(area)
     if selector is not None:
         resolve(selector, "--area")  # an unknown area is bad input before anything
-    out = Path(out)
     if scheduler is not None:
         check_reachable(scheduler)
-    _check_out(out)
+    out = check_output_path(out)  # nothing created before any work
+    check_output_path(out.with_suffix(".csv"), suffixes=(".csv",))
     axis: Axis = "replicate" if engine == "des" else "draw"
     scenarios = [variant(s, count if axis == "replicate" else None, seed) for s in scenarios]
     setups = {s.name: area_setup(s, selector) for s in scenarios} if selector else {}
@@ -285,9 +267,9 @@ def run_distributed_to_file(scenario: Scenario, scheduler: str, out: str | None 
         raise InputError("--scheduler: runs DES replicates; add --engine des")
     if workers is not None:
         raise InputError("--scheduler: the cluster's workers are used; drop --workers")
-    path = Path(out) if out is not None else Path("outputs") / f"{scenario.name}.nc"
-    if path.is_dir() or not os.access(_existing_parent(path), os.W_OK):
-        raise InputError(f"--out: cannot write '{path}'")
+    path = check_output_path(out if out is not None
+                             else Path("outputs") / f"{scenario.name}.nc")
+    check_output_path(path.with_suffix(".csv"), suffixes=(".csv",))
     ds = simulate_distributed(scenario, scheduler, replicates, seed)
     nc_path, csv_path = write_results(ds, path)
     return ds, nc_path, csv_path
